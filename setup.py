@@ -1,0 +1,32 @@
+"""Install cnclip-mm: ``pip install -e .`` (add ``[tests]`` for the test tools)."""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+
+def read_requirements(name: str) -> list:
+    lines = (HERE / 'requirements' / name).read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith('#')]
+
+
+def read_version() -> str:
+    text = (HERE / 'cnclip_mm' / 'version.py').read_text()
+    return re.search(r"__version__ = '([^']+)'", text).group(1)
+
+
+setup(
+    name='cnclip-mm',
+    version=read_version(),
+    description='Config-driven training and evaluation of Chinese CLIP on MMEngine',
+    long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['cnclip_mm', 'cnclip_mm.*']),
+    package_data={'cnclip_mm': ['datasets/*.txt', 'evaluation/*.txt', '**/*.txt']},
+    python_requires='>=3.9',
+    install_requires=read_requirements('runtime.txt'),
+    extras_require={'tests': read_requirements('tests.txt')},
+    license='Apache-2.0',
+)
