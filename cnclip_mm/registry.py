@@ -21,12 +21,13 @@ from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
+from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
 from mmengine.registry import Registry
 
 __all__ = [
     'MODELS', 'MODEL_WRAPPERS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'METRICS', 'EVALUATOR',
     'HOOKS', 'LOOPS', 'RUNNERS', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
-    'PARAM_SCHEDULERS', 'VISBACKENDS', 'VISUALIZERS', 'LOG_PROCESSORS', 'FUNCTIONS',
+    'PARAM_SCHEDULERS', 'WEIGHT_INITIALIZERS', 'VISBACKENDS', 'VISUALIZERS', 'LOG_PROCESSORS', 'FUNCTIONS',
 ]
 
 _MODELS = ['cnclip_mm.models']
@@ -35,14 +36,15 @@ _ENGINE = ['cnclip_mm.engine']
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, locations=_MODELS)
 MODEL_WRAPPERS = Registry('model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, locations=_MODELS)
+WEIGHT_INITIALIZERS = Registry('weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS, locations=_MODELS)
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, locations=_DATA)
 DATA_SAMPLERS = Registry('data sampler', parent=MMENGINE_DATA_SAMPLERS, locations=_DATA)
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, locations=['cnclip_mm.datasets.transforms'])
 FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS, locations=_DATA)
 METRICS = Registry('metric', parent=MMENGINE_METRICS, locations=['cnclip_mm.evaluation'])
 EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, locations=['cnclip_mm.evaluation'])
-HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=_ENGINE)
-LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=_ENGINE)
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=_ENGINE + ['cnclip_mm.evaluation'])
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=_ENGINE + ['cnclip_mm.evaluation'])
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=_ENGINE)
 OPTIMIZERS = Registry('optimizer', parent=MMENGINE_OPTIMIZERS, locations=_ENGINE)
 OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, locations=_ENGINE)
