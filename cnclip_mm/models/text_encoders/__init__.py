@@ -1,0 +1,3 @@
+from .bert import ChineseBertEncoder
+
+__all__ = ['ChineseBertEncoder']

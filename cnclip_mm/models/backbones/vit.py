@@ -1,0 +1,161 @@
+"""OpenAI-CLIP-style Vision Transformer, parameter names identical to the official ``visual.*`` keys."""
+from collections import OrderedDict
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from cnclip_mm.registry import MODELS
+
+from .utils import LockableTower, resolve_arch, resize_pos_embed
+
+
+class QuickGELU(nn.Module):
+    """``x * sigmoid(1.702 x)``: the activation OpenAI CLIP was trained with."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+class PackedSelfAttention(nn.Module):
+    """Self-attention with a packed q/k/v projection (``in_proj_weight``) run through SDPA."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f'width {width} is not divisible by heads {heads}')
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
+        self.out_proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, length, width = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = qkv.view(n, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.out_proj(out.transpose(1, 2).reshape(n, length, width))
+
+
+class ResidualAttentionBlock(nn.Module):
+    """Pre-LN transformer block: attention then a 4x QuickGELU MLP."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.attn = PackedSelfAttention(width, heads)
+        self.ln_1 = nn.LayerNorm(width, eps=1e-5)
+        self.mlp = nn.Sequential(OrderedDict([
+            ('c_fc', nn.Linear(width, width * 4)),
+            ('gelu', QuickGELU()),
+            ('c_proj', nn.Linear(width * 4, width)),
+        ]))
+        self.ln_2 = nn.LayerNorm(width, eps=1e-5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class Transformer(nn.Module):
+
+    def __init__(self, width: int, layers: int, heads: int):
+        super().__init__()
+        self.resblocks = nn.ModuleList(ResidualAttentionBlock(width, heads) for _ in range(layers))
+        self.grad_checkpointing = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.resblocks:
+            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return x
+
+
+@MODELS.register_module()
+class CLIPVisionTransformer(LockableTower, BaseModule):
+    """The Chinese CLIP ViT image tower (OpenAI CLIP architecture).
+
+    Args:
+        arch: a preset name (``'b-16'``, ``'l-14'``, ``'l-14-336'``, ``'h-14'``) or a dict with ``width``,
+            ``layers``, ``heads``, ``patch_size`` (and optionally ``img_size``, ``output_dim``).
+        img_size: input resolution; defaults to the preset's. Checkpoints of another resolution load
+            with their position embedding resized.
+        output_dim: width of the projected feature; defaults to the preset's embed dim.
+        grad_checkpointing: recompute each block in backward to save memory.
+    """
+
+    arch_zoo = {
+        'b-16': dict(width=768, layers=12, heads=12, patch_size=16, img_size=224, output_dim=512),
+        'l-14': dict(width=1024, layers=24, heads=16, patch_size=14, img_size=224, output_dim=768),
+        'l-14-336': dict(width=1024, layers=24, heads=16, patch_size=14, img_size=336, output_dim=768),
+        'h-14': dict(width=1280, layers=32, heads=16, patch_size=14, img_size=224, output_dim=1024),
+    }
+
+    def __init__(self, arch: Union[str, dict] = 'b-16', img_size: Optional[int] = None,
+                 output_dim: Optional[int] = None, grad_checkpointing: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        cfg = resolve_arch(self.arch_zoo, arch, ('width', 'layers', 'heads', 'patch_size'))
+        self.width, self.layers, self.heads = cfg['width'], cfg['layers'], cfg['heads']
+        self.patch_size = cfg['patch_size']
+        self.img_size = img_size or cfg.get('img_size', 224)
+        self.output_dim = output_dim or cfg.get('output_dim', 512)
+        if self.img_size % self.patch_size:
+            raise ValueError(f'img_size {self.img_size} is not a multiple of patch_size {self.patch_size}')
+        grid = self.img_size // self.patch_size
+        scale = self.width ** -0.5
+
+        self.conv1 = nn.Conv2d(3, self.width, self.patch_size, stride=self.patch_size, bias=False)
+        self.class_embedding = nn.Parameter(scale * torch.randn(self.width))
+        self.positional_embedding = nn.Parameter(scale * torch.randn(grid * grid + 1, self.width))
+        self.ln_pre = nn.LayerNorm(self.width, eps=1e-5)
+        self.transformer = Transformer(self.width, self.layers, self.heads)
+        self.ln_post = nn.LayerNorm(self.width, eps=1e-5)
+        self.proj = nn.Parameter(scale * torch.randn(self.width, self.output_dim))
+        self._init_blocks()
+        self.set_grad_checkpointing(grad_checkpointing)
+
+    def _init_blocks(self) -> None:
+        # OpenAI CLIP's initialisation, so a tower trained from scratch starts where theirs did.
+        attn_std = self.width ** -0.5
+        proj_std = attn_std * (2 * self.layers) ** -0.5
+        fc_std = (2 * self.width) ** -0.5
+        for block in self.transformer.resblocks:
+            nn.init.normal_(block.attn.in_proj_weight, std=attn_std)
+            nn.init.normal_(block.attn.out_proj.weight, std=proj_std)
+            nn.init.zeros_(block.attn.out_proj.bias)
+            nn.init.normal_(block.mlp.c_fc.weight, std=fc_std)
+            nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.transformer.grad_checkpointing = enable
+
+    @property
+    def grad_checkpointing(self) -> bool:
+        return self.transformer.grad_checkpointing
+
+    def lock_groups(self) -> list:
+        stem = [self.conv1, self.class_embedding, self.positional_embedding, self.ln_pre]
+        return [stem, *[[block] for block in self.transformer.resblocks], [self.ln_post, self.proj]]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(x).flatten(2).transpose(1, 2)  # [N, grid*grid, width]
+        cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1)
+        pos = self.positional_embedding
+        if pos.shape[0] != x.shape[1]:
+            pos = resize_pos_embed(pos, x.shape[1])
+        x = self.ln_pre(x + pos.to(x.dtype))
+        x = self.transformer(x)
+        return self.ln_post(x[:, 0]) @ self.proj
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + 'positional_embedding'
+        if key in state_dict and state_dict[key].shape != self.positional_embedding.shape:
+            state_dict[key] = resize_pos_embed(state_dict[key], self.positional_embedding.shape[0])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+

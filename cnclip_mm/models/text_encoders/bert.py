@@ -1,0 +1,97 @@
+"""Chinese RoBERTa-wwm text tower on transformers' ``BertModel`` (no pooler; the [CLS] state is the feature)."""
+from typing import Optional, Union
+
+import torch
+from mmengine.model import BaseModule
+
+from cnclip_mm.registry import MODELS
+
+from ..backbones.utils import resolve_arch, set_requires_grad
+
+
+@MODELS.register_module()
+class ChineseBertEncoder(BaseModule):
+    """BERT text tower of Chinese CLIP.
+
+    Args:
+        arch: ``'base'`` (RoBERTa-wwm-ext-base), ``'large'``, ``'rbt3'`` or a dict of ``BertConfig`` fields
+            (``hidden_size``, ``num_hidden_layers``, ``num_attention_heads``, ``intermediate_size``, ...).
+        vocab_size: rows of the word embedding (21128 for the Chinese BERT vocab).
+        pretrained: a local folder or hub name for ``BertModel.from_pretrained``; its config then wins
+            over ``arch``.
+        pad_token_id: id whose positions are masked out of attention.
+        grad_checkpointing: recompute each layer in backward to save memory.
+    """
+
+    arch_zoo = {
+        'base': dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+        'large': dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+        'rbt3': dict(hidden_size=768, num_hidden_layers=3, num_attention_heads=12, intermediate_size=3072),
+    }
+
+    def __init__(self, arch: Union[str, dict] = 'base', vocab_size: int = 21128,
+                 pretrained: Optional[str] = None, pad_token_id: int = 0,
+                 grad_checkpointing: bool = False, init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        from transformers import BertConfig, BertModel
+
+        self.pad_token_id = pad_token_id
+        if pretrained:
+            self.bert = BertModel.from_pretrained(pretrained, add_pooling_layer=False)
+        else:
+            fields = dict(vocab_size=vocab_size, max_position_embeddings=512, type_vocab_size=2,
+                          hidden_act='gelu', hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                          layer_norm_eps=1e-12, pad_token_id=pad_token_id)
+            fields.update(resolve_arch(self.arch_zoo, arch, ('hidden_size', 'num_hidden_layers',
+                                                             'num_attention_heads')))
+            self.bert = BertModel(BertConfig(**fields), add_pooling_layer=False)
+        self.set_grad_checkpointing(grad_checkpointing)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.bert.config.hidden_size
+
+    @property
+    def config(self):
+        return self.bert.config
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        # transformers >= 5.x names it "activation checkpointing"; older releases "gradient checkpointing".
+        bert = self.bert
+        if hasattr(bert, 'activation_checkpointing_enable'):
+            if enable:
+                bert.activation_checkpointing_enable(dict(use_reentrant=False))
+            elif bert.is_activation_checkpointing:
+                bert.activation_checkpointing_disable()
+        elif enable:
+            bert.gradient_checkpointing_enable(gradient_checkpointing_kwargs=dict(use_reentrant=False))
+        elif bert.is_gradient_checkpointing:
+            bert.gradient_checkpointing_disable()
+
+    def forward(self, text_ids: torch.Tensor) -> torch.Tensor:
+        """Return the last hidden state at [CLS] (position 0), ``[N, hidden]``."""
+        mask = (text_ids != self.pad_token_id).long()
+        hidden = self.bert(input_ids=text_ids, attention_mask=mask).last_hidden_state
+        return hidden[:, 0]
+
+    def lock(self, unlocked_layers: int = 0, freeze_layer_norm: bool = True) -> None:
+        """Freeze embeddings and all but the last ``unlocked_layers`` encoder layers.
+
+        With ``freeze_layer_norm=False`` the LayerNorms of frozen parts keep training.
+        """
+        layers = self.bert.encoder.layer
+        if not 0 <= unlocked_layers <= len(layers):
+            raise ValueError(f'unlocked_layers must be in [0, {len(layers)}], got {unlocked_layers}')
+        set_requires_grad(self.parameters(), True)
+        frozen = [self.bert.embeddings, *layers[:len(layers) - unlocked_layers]]
+        for module in frozen:
+            for name, param in module.named_parameters():
+                if freeze_layer_norm or 'LayerNorm' not in name:
+                    param.requires_grad_(False)
+
+    def unlock(self) -> None:
+        set_requires_grad(self.parameters(), True)
+
+    @property
+    def locked(self) -> bool:
+        return any(not p.requires_grad for p in self.parameters())
