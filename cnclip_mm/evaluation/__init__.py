@@ -1,0 +1,5 @@
+"""Evaluation: metrics, the zero-shot class hook, chunked retrieval helpers and prompt templates."""
+from .functional import chunked_topk, recall_at_k, retrieval_ranks
+from .metrics import RetrievalRecall, ZeroShotAccuracy
+
+__all__ = ['chunked_topk', 'recall_at_k', 'retrieval_ranks', 'RetrievalRecall', 'ZeroShotAccuracy']
