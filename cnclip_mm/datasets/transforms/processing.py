@@ -1,0 +1,123 @@
+"""Geometric transforms done with Pillow, so they match the official (PIL) preprocessing."""
+import math
+from typing import Sequence, Tuple, Union
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+from PIL import Image
+
+from cnclip_mm.registry import TRANSFORMS
+
+_INTERPOLATION = {'bicubic': Image.BICUBIC, 'bilinear': Image.BILINEAR, 'nearest': Image.NEAREST}
+
+
+def _pair(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
+    """``size`` as (width, height)."""
+    if isinstance(size, int):
+        return size, size
+    w, h = size
+    return int(w), int(h)
+
+
+@TRANSFORMS.register_module()
+class ResizeExact(BaseTransform):
+    """Resize to exactly ``scale`` with Pillow, ignoring the aspect ratio (official eval).
+
+    Identical to ``Image.resize((w, h), Image.BICUBIC)`` on the RGB image.
+
+    Args:
+        scale: Output size, an int for (r, r) or (width, height).
+        interpolation: ``'bicubic'`` (official), ``'bilinear'`` or ``'nearest'``.
+
+    Required Keys:
+        - img (np.uint8 [H, W, 3]; text-only items without it pass through)
+
+    Modified Keys:
+        - img, img_shape
+    """
+
+    def __init__(self, scale: Union[int, Sequence[int]] = 224, interpolation: str = 'bicubic'):
+        self.scale = _pair(scale)
+        self.interpolation = interpolation
+        self._resample = _INTERPOLATION[interpolation]
+
+    def transform(self, results: dict) -> dict:
+        if results.get('img') is None:  # text-only item
+            return results
+        img = Image.fromarray(results['img'])
+        results['img'] = np.asarray(img.resize(self.scale, self._resample))
+        results['img_shape'] = results['img'].shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(scale={self.scale}, interpolation={self.interpolation!r})'
+
+
+@TRANSFORMS.register_module()
+class RandomResizedCrop(BaseTransform):
+    """Crop a random area/aspect box and resize it to ``scale`` (training augmentation).
+
+    The box covers a fraction in ``crop_scale`` of the image area with a log-uniform aspect ratio
+    in ``ratio``; after 10 failed draws a centre crop is used. The crop and the resize are one
+    Pillow bicubic resample.
+
+    Args:
+        scale: Output size, an int for (r, r) or (width, height).
+        crop_scale: Area fraction range (official: (0.9, 1.0)).
+        ratio: Aspect-ratio range (width / height).
+        interpolation: ``'bicubic'``, ``'bilinear'`` or ``'nearest'``.
+
+    Required Keys:
+        - img (np.uint8 [H, W, 3]; text-only items without it pass through)
+
+    Modified Keys:
+        - img, img_shape
+    """
+
+    def __init__(self, scale: Union[int, Sequence[int]] = 224,
+                 crop_scale: Tuple[float, float] = (0.9, 1.0),
+                 ratio: Tuple[float, float] = (3 / 4, 4 / 3), interpolation: str = 'bicubic'):
+        if not 0 < crop_scale[0] <= crop_scale[1] <= 1:
+            raise ValueError(f'crop_scale must satisfy 0 < lo <= hi <= 1, got {crop_scale}')
+        self.scale = _pair(scale)
+        self.crop_scale = tuple(crop_scale)
+        self.ratio = tuple(ratio)
+        self.interpolation = interpolation
+        self._resample = _INTERPOLATION[interpolation]
+
+    def get_box(self, height: int, width: int) -> Tuple[int, int, int, int]:
+        """A random (left, top, right, bottom) crop box."""
+        area = height * width
+        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        for _ in range(10):
+            target = area * np.random.uniform(*self.crop_scale)
+            aspect = math.exp(np.random.uniform(*log_ratio))
+            w = int(round(math.sqrt(target * aspect)))
+            h = int(round(math.sqrt(target / aspect)))
+            if 0 < w <= width and 0 < h <= height:
+                left = np.random.randint(0, width - w + 1)
+                top = np.random.randint(0, height - h + 1)
+                return left, top, left + w, top + h
+        # Fallback: the largest centre crop whose aspect lies in range.
+        aspect = width / height
+        if aspect < self.ratio[0]:
+            w, h = width, int(round(width / self.ratio[0]))
+        elif aspect > self.ratio[1]:
+            w, h = int(round(height * self.ratio[1])), height
+        else:
+            w, h = width, height
+        left, top = (width - w) // 2, (height - h) // 2
+        return left, top, left + w, top + h
+
+    def transform(self, results: dict) -> dict:
+        if results.get('img') is None:  # text-only item
+            return results
+        img = Image.fromarray(results['img'])
+        box = self.get_box(img.height, img.width)
+        results['img'] = np.asarray(img.resize(self.scale, self._resample, box=box))
+        results['img_shape'] = results['img'].shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(scale={self.scale}, crop_scale={self.crop_scale}, '
+                f'ratio={self.ratio}, interpolation={self.interpolation!r})')

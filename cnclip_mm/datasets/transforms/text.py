@@ -1,0 +1,95 @@
+"""Caption cleaning and tokenisation."""
+import logging
+import re
+import unicodedata
+from typing import Optional, Union
+
+from mmcv.transforms import BaseTransform
+from mmengine.logging import print_log
+
+from cnclip_mm.registry import MODELS, TRANSFORMS
+
+from ..bad_samples import BadSampleError
+
+_SPACES = re.compile(r'\s+')
+_QUOTES = str.maketrans({'“': '"', '”': '"'})
+
+
+@TRANSFORMS.register_module()
+class CleanCaption(BaseTransform):
+    """Normalise a caption: drop control characters, unify quotes, collapse whitespace.
+
+    The official code lower-cases and maps curly quotes to ``"`` before tokenising; the
+    tokenizer lower-cases itself, so ``lower`` is off by default. An empty result raises
+    :class:`BadSampleError` (the dataset's ``on_bad_sample`` policy decides).
+
+    Args:
+        lower: Lower-case the caption too.
+
+    Required Keys:
+        - text (optional: items without text pass through)
+        - text_source (optional; file and line of the caption, for messages)
+
+    Modified Keys:
+        - text
+    """
+
+    def __init__(self, lower: bool = False):
+        self.lower = lower
+
+    def transform(self, results: dict) -> dict:
+        text = results.get('text')
+        if text is None:
+            return results
+        text = ''.join(ch for ch in str(text) if unicodedata.category(ch)[0] != 'C' or ch in '\t\n')
+        text = _SPACES.sub(' ', text.translate(_QUOTES)).strip()
+        if self.lower:
+            text = text.lower()
+        if not text:
+            raise BadSampleError(f'{results.get("text_source", "caption")}: caption empty after cleaning')
+        results['text'] = text
+        return results
+
+
+@TRANSFORMS.register_module()
+class TokenizeText(BaseTransform):
+    """Tokenise ``text`` into official ids ``[CLS] ... [SEP]`` zero-padded to the context length.
+
+    Captions longer than the context are truncated (as the official code does), counted in
+    ``num_truncated`` and reported with a warning the first time and every 1000th time.
+
+    Args:
+        tokenizer: Config of a ``ChineseTokenizer`` (built from MODELS) or the object itself.
+        context_length: Overrides the tokenizer's context length.
+
+    Required Keys:
+        - text (optional: items without text pass through)
+
+    Added Keys:
+        - text_ids (torch.LongTensor [L])
+    """
+
+    def __init__(self, tokenizer: Union[dict, object], context_length: Optional[int] = None):
+        self.tokenizer = MODELS.build(tokenizer) if isinstance(tokenizer, dict) else tokenizer
+        self.context_length = context_length
+        self.num_truncated = 0
+
+    def transform(self, results: dict) -> dict:
+        text = results.get('text')
+        if text is None:
+            return results
+        ids = self.tokenizer(text, context_length=self.context_length)[0]
+        if int(ids[-1]) != 0 and len(self.tokenizer.tokenize(text)) > ids.numel() - 2:
+            self.num_truncated += 1
+            if self.num_truncated == 1 or self.num_truncated % 1000 == 0:
+                print_log(f'TokenizeText: {self.num_truncated} caption(s) longer than the context '
+                          f'({ids.numel()} tokens) truncated so far, e.g. '
+                          f'{results.get("text_source", "")} {text[:40]!r}...',
+                          logger='current', level=logging.WARNING)
+        if ids.dim() != 1:
+            raise BadSampleError(f'TokenizeText: tokenizer returned shape {tuple(ids.shape)}')
+        results['text_ids'] = ids.long()
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(context_length={self.context_length})'
