@@ -1,5 +1,6 @@
 """Chinese BERT WordPiece tokenizer producing the official Chinese CLIP ids."""
 import os
+import shutil
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
@@ -60,6 +61,12 @@ class ChineseTokenizer:
         """Write ``tokenizer.json`` etc. plus a ``vocab.txt`` that the official code and older tools read."""
         os.makedirs(out_dir, exist_ok=True)
         self.backend.save_pretrained(out_dir)
+        source = Path(self.vocab_file)
+        source = source / 'vocab.txt' if source.is_dir() else source
+        if source.is_file() and source.name == 'vocab.txt':
+            # Copy the original: the fast tokenizer's vocab drops entries that are line-break characters.
+            shutil.copyfile(source, Path(out_dir, 'vocab.txt'))
+            return
         vocab = sorted(self.backend.get_vocab().items(), key=lambda item: item[1])
         Path(out_dir, 'vocab.txt').write_text(''.join(f'{token}\n' for token, _ in vocab), encoding='utf-8')
 

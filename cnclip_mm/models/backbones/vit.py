@@ -10,7 +10,7 @@ from torch.utils.checkpoint import checkpoint
 
 from cnclip_mm.registry import MODELS
 
-from .utils import LockableTower, resolve_arch, resize_pos_embed
+from .utils import LockableTower, resize_pos_embed, resolve_arch
 
 
 class QuickGELU(nn.Module):
