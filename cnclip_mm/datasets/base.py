@@ -19,12 +19,14 @@ class BadSampleAwareDataset(BaseDataset):
     def __init__(self, on_bad_sample: str = 'error', **kwargs):
         self.bad_samples = BadSampleLog(on_bad_sample)
         self.num_skipped_at_load = 0
+        self.load_examples = []
         super().__init__(**kwargs)
 
     def full_init(self) -> None:
         if self._fully_initialized:
             return
         super().full_init()
+        self.load_examples = self.bad_samples.examples
         self.num_skipped_at_load = self.bad_samples.report(f'{self.name} while loading')
 
     @property

@@ -1,0 +1,36 @@
+# The synthetic demo set (data/demo/, generated on first use): 64x64 shapes with Chinese
+# captions, its own char-level vocab, context 32 — matches configs/_base_/models/tiny.py.
+data_root = 'data/demo'
+img_size = 64
+tokenizer = dict(type='ChineseTokenizer', vocab_file='data/demo/vocab.txt', context_length=32)
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='RandomResizedCrop', scale=img_size, crop_scale=(0.9, 1.0)),
+    dict(type='CleanCaption'),
+    dict(type='TokenizeText', tokenizer=tokenizer),
+    dict(type='PackCLIPInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='ResizeExact', scale=img_size),
+    dict(type='CleanCaption'),
+    dict(type='TokenizeText', tokenizer=tokenizer),
+    dict(type='PackCLIPInputs'),
+]
+train_dataloader = dict(
+    batch_size=64, num_workers=2, persistent_workers=True, drop_last=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='DemoImageTextDataset', data_root=data_root, split='train',
+                 pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=128, num_workers=2, persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='DemoImageTextDataset', data_root=data_root, split='valid', test_mode=True,
+                 pipeline=test_pipeline))
+val_evaluator = dict(type='RetrievalRecall')
+test_dataloader = dict(
+    batch_size=128, num_workers=2, persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='DemoImageTextDataset', data_root=data_root, split='test', test_mode=True,
+                 pipeline=test_pipeline))
+test_evaluator = val_evaluator

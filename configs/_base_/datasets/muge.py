@@ -1,0 +1,34 @@
+# MUGE retrieval in the official TSV/jsonl layout under data/muge/ (train / valid; the test texts
+# carry no image_ids, so evaluation runs on valid). MUGE reports text->image recall only.
+# LMDB instead: type='ImageTextLMDBDataset' (after tools/data/build_lmdb.py). To change the image
+# size or tokenizer in a leaf, redefine the pipelines (see docs/data.md).
+data_root = 'data/muge'
+img_size = 224
+tokenizer = dict(type='ChineseTokenizer', vocab_file='hfl/chinese-roberta-wwm-ext', context_length=52)
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='RandomResizedCrop', scale=img_size, crop_scale=(0.9, 1.0)),
+    dict(type='CleanCaption'),
+    dict(type='TokenizeText', tokenizer=tokenizer),
+    dict(type='PackCLIPInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='ResizeExact', scale=img_size),
+    dict(type='CleanCaption'),
+    dict(type='TokenizeText', tokenizer=tokenizer),
+    dict(type='PackCLIPInputs'),
+]
+train_dataloader = dict(
+    batch_size=128, num_workers=4, persistent_workers=True, drop_last=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='ImageTextTSVDataset', data_root=data_root, split='train',
+                 pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=128, num_workers=4, persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='ImageTextTSVDataset', data_root=data_root, split='valid', test_mode=True,
+                 pipeline=test_pipeline))
+val_evaluator = dict(type='RetrievalRecall', t2i_only=True)
+test_dataloader = val_dataloader
+test_evaluator = val_evaluator
