@@ -1,0 +1,94 @@
+"""Build a ``ChineseCLIP`` from a config and/or a checkpoint of any supported format."""
+import copy
+from typing import Optional, Union
+
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+from mmengine.registry import init_default_scope
+
+from cnclip_mm.models.converters import infer_model_cfg, load_state_dict_any, load_state_dict_into
+from cnclip_mm.registry import MODELS
+
+CONTEXT_LENGTH = 52
+
+
+def init_model(config: Union[str, Config, dict, None] = None, checkpoint: Optional[str] = None,
+               device: Union[str, torch.device] = 'cpu', vocab_file: Optional[str] = None,
+               strict: bool = True):
+    """Build a Chinese CLIP model, ready for inference (eval mode).
+
+    Args:
+        config: a config file, a ``Config`` or a dict: either a full config with a ``model`` entry or the model
+            config itself. ``None`` infers the architecture from ``checkpoint`` (HF: config.json; official /
+            mmpretrain: tensor shapes; own: the config stored in its meta).
+        checkpoint: official ``.pt``, Hugging Face folder / ``.safetensors`` / ``.bin``, mmpretrain ``.pth`` or
+            one of this project's checkpoints; ``None`` keeps the initial weights (``init_cfg`` applied).
+        device: where to put the model.
+        vocab_file: vocabulary of ``model.tokenizer`` (file, folder or hub name); a Hugging Face folder
+            brings its own, which this overrides.
+        strict: whether checkpoint mismatches raise (they are logged otherwise).
+
+    Returns:
+        The ``ChineseCLIP`` model in eval mode; ``model.cfg`` holds the model config used.
+    """
+    if config is None and checkpoint is None:
+        raise ValueError('init_model needs a config, a checkpoint or both')
+    state_dict, fmt, extra = (None, None, {}) if checkpoint is None else load_state_dict_any(checkpoint)
+    if config is not None:
+        model_cfg = _model_cfg(config)
+    else:
+        model_cfg = _stored_model_cfg(extra) or infer_model_cfg(state_dict, fmt, extra)
+    vocab = vocab_file or extra.get('vocab_file')
+    if vocab:
+        old = model_cfg.get('tokenizer') or {}
+        model_cfg['tokenizer'] = dict(type='ChineseTokenizer', vocab_file=str(vocab),
+                                      context_length=old.get('context_length', CONTEXT_LENGTH))
+
+    init_default_scope('cnclip_mm')
+    model = MODELS.build(model_cfg)
+    if state_dict is None:
+        model.init_weights()
+    else:
+        load_state_dict_into(model, state_dict, strict=strict, source=f'{checkpoint} ({fmt} format)')
+        dataset_meta = (extra.get('meta') or {}).get('dataset_meta')
+        if dataset_meta:
+            model.dataset_meta = dataset_meta
+    model.cfg = model_cfg
+    return model.to(device).eval()
+
+
+def _model_cfg(config: Union[str, Config, dict]) -> dict:
+    if isinstance(config, str):
+        config = Config.fromfile(config)
+    if isinstance(config, Config):
+        config = config.to_dict()
+    if not isinstance(config, dict):
+        raise TypeError(f'config must be a path, Config or dict, got {type(config).__name__}')
+    config = _plain(config)
+    model_cfg = config['model'] if 'model' in config else config
+    if 'type' not in model_cfg:
+        raise KeyError(f'the model config has no "type": {sorted(model_cfg)}')
+    return copy.deepcopy(model_cfg)
+
+
+def _plain(cfg):
+    if isinstance(cfg, (ConfigDict, dict)):
+        return {k: _plain(v) for k, v in cfg.items()}
+    if isinstance(cfg, (list, tuple)):
+        return type(cfg)(_plain(v) for v in cfg)
+    return cfg
+
+
+def _stored_model_cfg(extra: dict) -> Optional[dict]:
+    """The model config saved in an mmengine checkpoint's meta (``meta['cfg']``, a config text)."""
+    text = (extra.get('meta') or {}).get('cfg')
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        config = Config.fromstring(text, '.py')
+    except Exception as err:  # an unparsable stored config: fall back to the shapes
+        print_log(f'ignoring the config stored in the checkpoint meta ({err}); inferring from shapes',
+                  logger='current', level=30)
+        return None
+    return _model_cfg(config) if 'model' in config else None

@@ -1,0 +1,47 @@
+"""File-to-file conversion into this project's checkpoint format (what the converter tools call)."""
+import os
+from typing import Optional
+
+import torch
+from mmengine.config import Config
+
+from .infer import infer_model_cfg
+from .loading import load_state_dict_any
+
+
+def convert_checkpoint(src: str, dst: str, expect: Optional[str] = None) -> str:
+    """Convert ``src`` (any supported format) to an mmengine-style checkpoint at ``dst``.
+
+    The result is ``{'state_dict': ..., 'meta': {'cfg': <model config text>, 'source': ..., 'source_format':
+    ...}}``; the stored config keeps what the shapes cannot tell (head counts from HF's config.json, the
+    vocabulary folder), so ``init_model(checkpoint=dst)`` rebuilds the same model.
+
+    Args:
+        src: the source checkpoint file or Hugging Face folder.
+        dst: the output ``.pth`` path.
+        expect: if given, the format ``src`` must have (``'official'``, ``'hf'``, ``'mmpretrain'``).
+
+    Returns:
+        The detected source format.
+    """
+    state_dict, fmt, extra = load_state_dict_any(src)
+    if expect is not None and fmt != expect:
+        raise ValueError(f'{src} is a {fmt!r} checkpoint, not {expect!r}')
+    model_cfg = infer_model_cfg(state_dict, fmt, extra)
+    meta = dict(cfg=Config(dict(model=model_cfg)).pretty_text, source=os.fspath(src), source_format=fmt)
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    torch.save(dict(state_dict=state_dict, meta=meta), dst)
+    return fmt
+
+
+def convert_cli(expect: str, description: str, argv: Optional[list] = None) -> str:
+    """Command line of the ``tools/model_converters/*_to_mm.py`` scripts: ``SRC DST``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('src', help=f'the {expect} checkpoint (file, or folder for Hugging Face)')
+    parser.add_argument('dst', help='output .pth (state_dict + meta with the model config)')
+    args = parser.parse_args(argv)
+    convert_checkpoint(args.src, args.dst, expect=expect)
+    print(f'saved {args.dst}')
+    return args.dst

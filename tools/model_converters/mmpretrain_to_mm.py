@@ -1,0 +1,18 @@
+"""Convert an mmpretrain Chinese CLIP .pth to this project's checkpoint format.
+
+Usage: python tools/model_converters/mmpretrain_to_mm.py SRC DST.pth
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
+
+from cnclip_mm.models.converters.convert import convert_cli  # noqa: E402
+
+
+def main(argv=None) -> None:
+    convert_cli('mmpretrain', __doc__, argv)
+
+
+if __name__ == '__main__':
+    main()
