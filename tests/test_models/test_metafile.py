@@ -1,0 +1,21 @@
+"""The model-zoo metafile names configs that exist and parameter counts those configs build."""
+import re
+
+import torch
+import yaml
+from mmengine.config import Config
+
+from cnclip_mm.registry import MODELS
+
+
+def test_metafile_entries_match_configs():
+    meta = yaml.safe_load(open('configs/metafile.yml', encoding='utf-8'))
+    assert len(meta['Models']) == 5
+    for entry in meta['Models']:
+        cfg = Config.fromfile(entry['Config'])
+        with torch.device('meta'):
+            model = MODELS.build(cfg.model)
+        count = sum(p.numel() for p in model.parameters()) / 1e6
+        stated = float(re.match(r'(\d+)M', entry['Metadata']['Parameters']).group(1))
+        assert abs(count - stated) / stated < 0.01, (entry['Name'], count)
+        assert entry['Results'], entry['Name']
