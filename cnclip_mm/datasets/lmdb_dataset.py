@@ -4,22 +4,14 @@
 to a pickled ``(image_id, text_id, text)`` plus ``num_samples`` (as written by the official
 ``build_lmdb_dataset.py`` and by ``tools/data/build_lmdb.py``).
 """
-import os
 import os.path as osp
 from typing import Dict, Iterator, List
-
-import lmdb
 
 from cnclip_mm.registry import DATASETS
 
 from .base_image_text import BaseImageTextDataset, ImageId, TextRecord, parse_image_id, require_path
+from .lmdb_env import get_env
 from .safe_pickle import safe_loads
-
-
-def open_lmdb(path: str) -> lmdb.Environment:
-    """Read-only, lock-free environment, safe to open in each worker process."""
-    return lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False,
-                     max_readers=256, subdir=True)
 
 
 @DATASETS.register_module()
@@ -38,8 +30,6 @@ class ImageTextLMDBDataset(BaseImageTextDataset):
 
     def __init__(self, data_root: str = '', split: str = 'train', lmdb_dir: str = 'lmdb', **kwargs):
         self.lmdb_dir = lmdb_dir
-        self._env = None
-        self._env_pid = None
         super().__init__(data_root=data_root, split=split, **kwargs)
 
     def _path(self, name: str) -> str:
@@ -55,14 +45,10 @@ class ImageTextLMDBDataset(BaseImageTextDataset):
     def _read_images(self) -> Dict[ImageId, dict]:
         path = require_path(self._path('imgs'), f'{type(self).__name__} images LMDB', is_dir=True)
         require_path(self._path('pairs'), f'{type(self).__name__} pairs LMDB', is_dir=True)
-        env = open_lmdb(path)
-        try:
-            with env.begin() as txn:
-                expected = self._count(txn, b'num_images', path)
-                keys: List[str] = [k.decode('utf-8') for k in txn.cursor().iternext(values=False)
-                                   if k != b'num_images']
-        finally:
-            env.close()
+        with get_env(path).begin() as txn:
+            expected = self._count(txn, b'num_images', path)
+            keys: List[str] = [k.decode('utf-8') for k in txn.cursor().iternext(values=False)
+                               if k != b'num_images']
         if len(keys) != expected:
             raise ValueError(f'{path}: num_images says {expected} but it holds {len(keys)} images')
         ids = sorted((parse_image_id(k) for k in keys), key=lambda i: (isinstance(i, str), i))
@@ -70,43 +56,31 @@ class ImageTextLMDBDataset(BaseImageTextDataset):
 
     def _read_texts(self) -> Iterator[TextRecord]:
         path = self._path('pairs')
-        env = open_lmdb(path)
         grouped: Dict[object, list] = {}
-        try:
-            with env.begin() as txn:
-                num = self._count(txn, b'num_samples', path)
-                for index in range(num):
-                    where = f'{path} key {str(index)!r}'
-                    raw = txn.get(str(index).encode('utf-8'))
-                    if raw is None:
-                        self.bad_samples.handle(where, f'pair missing (num_samples is {num})')
-                        continue
-                    try:
-                        image_id, text_id, text = safe_loads(raw)
-                    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad pair
-                        self.bad_samples.handle(where, f'not a pickled (image_id, text_id, text): {err}')
-                        continue
-                    if text_id in grouped:
-                        grouped[text_id][3].append(image_id)
-                    else:
-                        grouped[text_id] = [where, text_id, text, [image_id]]
-        finally:
-            env.close()
+        with get_env(path).begin() as txn:
+            num = self._count(txn, b'num_samples', path)
+            for index in range(num):
+                where = f'{path} key {str(index)!r}'
+                raw = txn.get(str(index).encode('utf-8'))
+                if raw is None:
+                    self.bad_samples.handle(where, f'pair missing (num_samples is {num})')
+                    continue
+                try:
+                    image_id, text_id, text = safe_loads(raw)
+                except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad pair
+                    self.bad_samples.handle(where, f'not a pickled (image_id, text_id, text): {err}')
+                    continue
+                if text_id in grouped:
+                    grouped[text_id][3].append(image_id)
+                else:
+                    grouped[text_id] = [where, text_id, text, [image_id]]
         for record in grouped.values():
             yield tuple(record)
 
     def _attach_image(self, info: dict) -> None:
-        if self._env is None or self._env_pid != os.getpid():
-            self._env = open_lmdb(self._path('imgs'))
-            self._env_pid = os.getpid()
         key = info.pop('lmdb_key')
-        with self._env.begin() as txn:
+        with get_env(self._path('imgs')).begin() as txn:
             value = txn.get(key.encode('utf-8'))
         if value is not None:
             info['img_b64'] = bytes(value)
         # A missing value is caught by LoadImage, which names the key through ``source``.
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state['_env'] = state['_env_pid'] = None
-        return state

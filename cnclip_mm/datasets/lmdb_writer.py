@@ -12,6 +12,7 @@ from typing import Dict, Iterable
 
 import lmdb
 
+from .lmdb_env import release_env
 from .progress import count_lines, progress
 
 _COMMIT_EVERY = 1000
@@ -19,6 +20,7 @@ _COMMIT_EVERY = 1000
 
 def _put_all(path: str, items: Iterable, count_key: bytes) -> int:
     os.makedirs(path, exist_ok=True)
+    release_env(path)
     env = lmdb.open(path, map_size=1 << 40)
     try:
         txn = env.begin(write=True)

@@ -1,0 +1,74 @@
+"""ImageTextLMDBDataset on LMDBs in the official layout, and its equality with the TSV reader."""
+import numpy as np
+import pytest
+from data_writers import TEXTS, image_bytes, lmdb_items, pipeline, write_official, write_official_lmdb
+from mmengine.dataset import pseudo_collate
+from torch.utils.data import DataLoader
+
+from cnclip_mm.datasets.lmdb_writer import build_lmdb
+from cnclip_mm.registry import DATASETS
+
+
+def build(root, type_='ImageTextLMDBDataset', **kwargs):
+    cfg = dict(type=type_, data_root=str(root), split='train', pipeline=pipeline(8))
+    cfg.update(kwargs)
+    return DATASETS.build(cfg)
+
+
+def test_reads_official_layout(tmp_path):
+    write_official_lmdb(tmp_path)
+    ds = build(tmp_path)
+    assert [(ds[i]['data_samples'].text_id, ds[i]['data_samples'].image_id) for i in range(len(ds))] == \
+        [(11, 1), (12, 1), (12, 2), (13, 3)]
+    test = build(tmp_path, test_mode=True)
+    assert len(test) == 6
+    assert [test[i]['data_samples'].image_id for i in range(3)] == [1, 2, 3]
+    assert [(test[i]['data_samples'].text_id, test[i]['data_samples'].gt_image_ids) for i in range(3, 6)] \
+        == [(t, ids) for t, _, ids in TEXTS]
+
+
+def test_build_lmdb_matches_official_bytes(tmp_path):
+    images = image_bytes()
+    write_official(tmp_path / 'tsv', images=images)
+    build_lmdb(str(tmp_path / 'tsv'), ['train'], show_progress=False)
+    write_official_lmdb(tmp_path / 'ref', images=images)
+    for name in ('imgs', 'pairs'):
+        assert lmdb_items(tmp_path / 'tsv' / 'lmdb' / 'train' / name) == \
+            lmdb_items(tmp_path / 'ref' / 'lmdb' / 'train' / name)
+
+
+@pytest.mark.parametrize('test_mode', [False, True])
+def test_tsv_and_lmdb_give_identical_items(tmp_path, vocab_file, test_mode):
+    write_official(tmp_path)
+    build_lmdb(str(tmp_path), ['train'], show_progress=False)
+    steps = pipeline(8, vocab_file)
+    tsv = build(tmp_path, 'ImageTextTSVDataset', pipeline=steps, test_mode=test_mode)
+    lmdb_ds = build(tmp_path, pipeline=steps, test_mode=test_mode)
+    assert len(tsv) == len(lmdb_ds) == (6 if test_mode else 4)
+    for i in range(len(tsv)):
+        a, b = tsv[i], lmdb_ds[i]
+        assert (a['inputs'] is None) == (b['inputs'] is None)
+        if a['inputs'] is not None:
+            assert np.array_equal(a['inputs'].numpy(), b['inputs'].numpy())
+        assert a['data_samples'].metainfo == b['data_samples'].metainfo
+        if 'text_ids' in a['data_samples']:
+            assert a['data_samples'].text_ids.tolist() == b['data_samples'].text_ids.tolist()
+
+
+def test_two_worker_dataloader(tmp_path):
+    write_official_lmdb(tmp_path)
+    ds = build(tmp_path)
+    loader = DataLoader(ds, batch_size=3, num_workers=2, collate_fn=pseudo_collate)
+    seen = sorted((s.text_id, s.image_id) for b in loader for s in b['data_samples'])
+    assert seen == [(11, 1), (12, 1), (12, 2), (13, 3)]
+
+
+def test_count_mismatch_is_reported(tmp_path):
+    import lmdb
+    write_official_lmdb(tmp_path)
+    env = lmdb.open(str(tmp_path / 'lmdb' / 'train' / 'imgs'))
+    with env.begin(write=True) as txn:
+        txn.put(b'num_images', b'7')
+    env.close()
+    with pytest.raises(ValueError, match='num_images says 7 but it holds 3'):
+        build(tmp_path)
