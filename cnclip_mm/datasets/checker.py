@@ -34,7 +34,7 @@ def _stats(values: List[int]) -> Dict[str, float]:
     if not values:
         return {}
     arr = np.asarray(values)
-    return dict(min=int(arr.min()), mean=round(float(arr.mean()), 2), p95=int(np.percentile(arr, 95)),
+    return dict(min=int(arr.min()), mean=round(float(arr.mean()), 2), p95=int(round(float(np.percentile(arr, 95)))),
                 max=int(arr.max()))
 
 

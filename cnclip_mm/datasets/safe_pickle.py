@@ -21,6 +21,8 @@ class _DataUnpickler(pickle.Unpickler):
         self.allow_numpy = allow_numpy
 
     def find_class(self, module: str, name: str):
+        if (module, name) == ('_codecs', 'encode'):  # how protocol <= 2 stores bytes
+            return super().find_class(module, name)
         if self.allow_numpy and (module, name) in _NUMPY_GLOBALS:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f'refusing to load global {module}.{name} from a data file')

@@ -1,7 +1,14 @@
 """ImageTextLMDBDataset on LMDBs in the official layout, and its equality with the TSV reader."""
 import numpy as np
 import pytest
-from data_writers import TEXTS, image_bytes, lmdb_items, pipeline, write_official, write_official_lmdb
+from data_writers import (
+    TEXTS,
+    image_bytes,
+    lmdb_items,
+    pipeline,
+    write_official,
+    write_official_lmdb,
+)
 from mmengine.dataset import pseudo_collate
 from torch.utils.data import DataLoader
 
