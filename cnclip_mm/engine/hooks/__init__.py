@@ -1,0 +1,6 @@
+"""Training hooks (registered in ``HOOKS``)."""
+from .logit_scale_hook import LogitScaleClampHook
+from .rng_state_hook import RNGStateHook
+from .tower_lock_hook import TowerLockHook
+
+__all__ = ['LogitScaleClampHook', 'RNGStateHook', 'TowerLockHook']

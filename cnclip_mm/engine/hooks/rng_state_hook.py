@@ -1,0 +1,42 @@
+"""Save and restore the random generators with checkpoints, so a resumed run continues exactly."""
+import random
+
+import numpy as np
+import torch
+from mmengine.hooks import Hook
+
+from cnclip_mm.registry import HOOKS
+
+
+@HOOKS.register_module()
+class RNGStateHook(Hook):
+    """Store python / numpy / torch (and CUDA) RNG states in each checkpoint and restore them on resume.
+
+    mmengine re-seeds a resumed run from scratch, so dropout masks and augmentations after a resume
+    differ from an uninterrupted run; with this hook they are the same. Only the saving rank's state
+    is stored: every rank continues from it.
+    """
+
+    priority = 'LOW'
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        np_state = np.random.get_state()
+        checkpoint['rng_state'] = dict(
+            python=list(random.getstate()[1]), python_version=random.getstate()[0],
+            python_gauss=random.getstate()[2],
+            numpy=dict(keys=torch.from_numpy(np_state[1].astype(np.int64)), pos=int(np_state[2]),
+                       has_gauss=int(np_state[3]), gauss=float(np_state[4])),
+            torch=torch.get_rng_state(),
+            cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get('rng_state')
+        if state is None:  # checkpoint written without this hook, or weights-only load
+            return
+        random.setstate((state['python_version'], tuple(state['python']), state['python_gauss']))
+        np_state = state['numpy']
+        np.random.set_state(('MT19937', np_state['keys'].numpy().astype(np.uint32), np_state['pos'],
+                             np_state['has_gauss'], np_state['gauss']))
+        torch.set_rng_state(state['torch'])
+        if torch.cuda.is_available() and state['cuda']:
+            torch.cuda.set_rng_state_all(state['cuda'])

@@ -1,0 +1,54 @@
+"""Runner with the official ``--reset-optimizer`` / ``--reset-data-offset`` resume options."""
+import os
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.runner import Runner
+
+from cnclip_mm.registry import RUNNERS
+
+
+@RUNNERS.register_module()
+class CLIPRunner(Runner):
+    """:class:`mmengine.runner.Runner` reading two extra config keys.
+
+    ``reset_optimizer=True``: a resume restores weights, counters and schedules but not the optimizer
+    state. ``reset_data_offset=True``: a resume restarts at epoch 0 / iteration 0 with fresh
+    parameter schedules (the optimizer state is still restored unless ``reset_optimizer``).
+    Both together equal ``load_from`` (weights only), which is how stage 2 starts from stage 1.
+    """
+
+    reset_optimizer = False
+    reset_data_offset = False
+
+    def setup_env(self, env_cfg: dict) -> None:
+        # mmengine's pytorch launcher calls torch.cuda.set_device unconditionally, which fails on
+        # CPU-only torch builds; start the (gloo) process group here so mmengine skips that path.
+        if (self.distributed and self.launcher == 'pytorch' and not torch.cuda.is_available()
+                and not torch_dist.is_initialized()):
+            dist_cfg = dict(env_cfg.get('dist_cfg', {}))
+            backend = dist_cfg.pop('backend', 'gloo')
+            torch_dist.init_process_group(
+                backend='gloo' if backend == 'nccl' else backend, rank=int(os.environ['RANK']),
+                world_size=int(os.environ['WORLD_SIZE']), **dist_cfg)
+        super().setup_env(env_cfg)
+
+    @classmethod
+    def from_cfg(cls, cfg) -> 'CLIPRunner':
+        runner = super().from_cfg(cfg)
+        runner.reset_optimizer = bool(cfg.get('reset_optimizer', False))
+        runner.reset_data_offset = bool(cfg.get('reset_data_offset', False))
+        return runner
+
+    def resume(self, filename: str, resume_optimizer: bool = True,
+               resume_param_scheduler: bool = True, map_location='default') -> None:
+        super().resume(filename,
+                       resume_optimizer=resume_optimizer and not self.reset_optimizer,
+                       resume_param_scheduler=resume_param_scheduler and not self.reset_data_offset,
+                       map_location=map_location)
+        if self.reset_data_offset:
+            self.train_loop._epoch = 0
+            self.train_loop._iter = 0
+            self.logger.info('reset_data_offset: training restarts at epoch 0, iteration 0')
+        if self.reset_optimizer:
+            self.logger.info('reset_optimizer: optimizer state not restored')
