@@ -1,5 +1,6 @@
 """Tiny data writers shared by the evaluation, inference and tool tests."""
 import base64
+import importlib.util
 import io
 import json
 import os.path as osp
@@ -11,6 +12,8 @@ import numpy as np
 from PIL import Image
 
 from cnclip_mm.datasets.cifar100_classes import CIFAR100_ENGLISH
+
+REPO = Path(__file__).resolve().parents[2]
 
 CAPTIONS = ['一只黑色的猫', '红色的汽车停在路边', '海边的日落', '两个孩子在踢足球', '一碗热气腾腾的面条',
             '雪山下的湖泊', '穿着西装的男人', '桌子上的苹果']
@@ -64,3 +67,12 @@ def write_retrieval_tsv(root: str, split: str = 'valid', num_images: int = 6, se
         for rec in texts:
             f.write(json.dumps(rec, ensure_ascii=False) + '\n')
     return dict(image_ids=image_ids, texts=texts)
+
+
+def load_tool(relpath: str):
+    """Import a script under tools/ by path (``tools/test.py`` would clash with the stdlib ``test``)."""
+    name = 'cnclip_tool_' + relpath.replace('/', '_').replace('.py', '')
+    spec = importlib.util.spec_from_file_location(name, REPO / 'tools' / relpath)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,2 @@
+# COCO-CN test retrieval, Chinese CLIP ViT-L/14: python tools/test.py THIS_CONFIG CHECKPOINT
+_base_ = ['./_base_/models/vit-l-14.py', './_base_/evaluation/retrieval_coco-cn.py']

@@ -1,0 +1,2 @@
+# Zero-shot CIFAR-100, Chinese CLIP RN50: python tools/test.py THIS_CONFIG CHECKPOINT
+_base_ = ['./_base_/models/rn50.py', './_base_/evaluation/zeroshot_cifar100.py']

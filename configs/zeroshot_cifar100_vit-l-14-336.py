@@ -1,0 +1,5 @@
+# Zero-shot CIFAR-100, Chinese CLIP ViT-L/14@336: python tools/test.py THIS_CONFIG CHECKPOINT
+_base_ = ['./_base_/models/vit-l-14-336.py', './_base_/evaluation/zeroshot_cifar100.py']
+# 336 px input: the dataset base resizes to 224.
+test_dataloader = dict(dataset=dict(pipeline=[
+    dict(type='LoadImage'), dict(type='ResizeExact', scale=336), dict(type='PackCLIPInputs')]))

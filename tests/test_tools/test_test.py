@@ -1,0 +1,118 @@
+"""tools/test.py end to end: tiny CIFAR-100 and tiny TSV retrieval, checkpoints in three formats."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from cnclip_mm.evaluation import RetrievalRecall
+from cnclip_mm.models.converters import export_hf, mm_to_official
+from cnclip_mm.registry import MODELS
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / 'tests' / 'test_evaluation'))
+from eval_fixtures import load_tool, write_cifar100, write_retrieval_tsv  # noqa: E402
+
+test_tool = load_tool('test.py')
+
+TINY_SIZE = 64  # configs/_base_/models/tiny.py
+
+
+def _config(tmp_path, leaf: str, data_root: str, vocab_file: str, retrieval: bool) -> str:
+    tokenize = (f"dict(type='CleanCaption'), dict(type='TokenizeText', tokenizer=dict(type='ChineseTokenizer', "
+                f"vocab_file={vocab_file!r}, context_length=52)), ") if retrieval else ''
+    text = f"""_base_ = [{str(REPO / 'configs' / leaf)!r}]
+model = dict(
+    embed_dim=64,
+    image_encoder=dict(arch=dict(_delete_=True, width=128, layers=3, heads=4, patch_size=8), img_size={TINY_SIZE}),
+    text_encoder=dict(arch=dict(_delete_=True, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+                                intermediate_size=256), vocab_size=21128),
+    tokenizer=dict(vocab_file={vocab_file!r}))
+test_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False, dataset=dict(
+    data_root={data_root!r},
+    pipeline=[dict(type='LoadImage'), dict(type='ResizeExact', scale={TINY_SIZE}), {tokenize}
+              dict(type='PackCLIPInputs')]))
+val_dataloader = None
+val_cfg = None
+val_evaluator = None
+"""
+    path = tmp_path / f'{leaf.replace("/", "_")}'
+    path.write_text(text, encoding='utf-8')
+    return str(path)
+
+
+def _checkpoints(tmp_path, cfg_file: str) -> dict:
+    """The same random weights as own .pth, official .pt and a Hugging Face folder."""
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(cfg_file).model)
+    own = tmp_path / 'own.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(epoch=1)), own)
+    official = tmp_path / 'epoch_latest.pt'
+    torch.save(dict(epoch=1, step=10, name='tiny', state_dict=mm_to_official(model.state_dict())), official)
+    hf = export_hf(model, str(tmp_path / 'hf'))
+    return dict(model=model, own=str(own), official=str(official), hf=hf)
+
+
+def test_zeroshot_cifar_three_formats(tmp_path, vocab_file):
+    write_cifar100(str(tmp_path / 'cifar100'), [i * 7 % 100 for i in range(8)], seed=1)
+    cfg = _config(tmp_path, 'zeroshot_cifar100.py', str(tmp_path / 'cifar100'), vocab_file, retrieval=False)
+    ckpts = _checkpoints(tmp_path, cfg)
+    results = {}
+    for fmt in ('own', 'official', 'hf'):
+        out = tmp_path / f'metrics_{fmt}.json'
+        results[fmt] = test_tool.main([cfg, ckpts[fmt], '--work-dir', str(tmp_path / f'work_{fmt}'),
+                                       '--out', str(out)])
+        assert json.loads(out.read_text()) == pytest.approx(results[fmt])
+    assert set(results['own']) == {'zeroshot/top1', 'zeroshot/top5'}
+    assert results['official'] == pytest.approx(results['own'])
+    assert results['hf'] == pytest.approx(results['own'])
+
+
+def _direct_recall(model, tmp_path, data) -> dict:
+    """Recall computed here from extract_*_feat on the same files, without the tool."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+    root = tmp_path / 'flickr'
+    pixels = []
+    for line in (root / 'test_imgs.tsv').read_text().splitlines():
+        raw = base64.b64decode(line.split('\t')[1])
+        img = Image.open(io.BytesIO(raw)).convert('RGB').resize((TINY_SIZE, TINY_SIZE), Image.BICUBIC)
+        pixels.append(np.asarray(img))
+    images = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        img_feats = model.eval().extract_image_feat(model.data_preprocessor.normalize(images))
+        txt_feats = model.extract_text_feat([t['text'] for t in data['texts']])
+    return RetrievalRecall.calculate(img_feats, txt_feats, data['image_ids'],
+                                     [t['image_ids'] for t in data['texts']])
+
+
+def test_retrieval_three_formats_show_dir(tmp_path, vocab_file):
+    data = write_retrieval_tsv(str(tmp_path / 'flickr'), split='test', num_images=6, seed=2)
+    cfg = _config(tmp_path, 'retrieval_flickr30k-cn_vit-b-16.py', str(tmp_path / 'flickr'), vocab_file,
+                  retrieval=True)
+    ckpts = _checkpoints(tmp_path, cfg)
+    expected = {f'retrieval/{k}': v for k, v in _direct_recall(ckpts['model'], tmp_path, data).items()}
+    for fmt in ('own', 'official', 'hf'):
+        args = [cfg, ckpts[fmt], '--work-dir', str(tmp_path / f'work_{fmt}')]
+        if fmt == 'own':
+            args += ['--show-dir', str(tmp_path / 'show')]
+        metrics = test_tool.main(args)
+        assert metrics == pytest.approx(expected), fmt
+    pictures = sorted((tmp_path / 'show').glob('retrieval_*.png'))
+    assert len(pictures) == 5 and all(p.stat().st_size > 1000 for p in pictures)
+
+
+def test_missing_data_says_where_and_how(tmp_path, vocab_file):
+    cfg = _config(tmp_path, 'zeroshot_cifar100.py', str(tmp_path / 'nowhere'), vocab_file, retrieval=False)
+    ckpt = tmp_path / 'own.pth'
+    torch.manual_seed(0)
+    torch.save(dict(state_dict=MODELS.build(Config.fromfile(cfg).model).state_dict()), ckpt)
+    with pytest.raises(FileNotFoundError) as info:
+        test_tool.main([cfg, str(ckpt), '--work-dir', str(tmp_path / 'work')])
+    message = str(info.value)
+    assert str(tmp_path / 'nowhere') in message and 'cifar-100-python.tar.gz' in message

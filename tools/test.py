@@ -1,0 +1,97 @@
+"""Evaluate a checkpoint (official .pt, HF folder, mmpretrain .pth or own) with a test config.
+
+    python tools/test.py configs/zeroshot_cifar100.py clip_cn_vit-b-16.pt --out metrics.json
+    python tools/test.py configs/retrieval_flickr30k-cn_vit-b-16.py ckpt.pth --show-dir show
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+from typing import Dict, List, Optional
+
+from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
+from mmengine.model import is_model_wrapper
+from mmengine.registry import init_default_scope
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from anywhere without install
+
+DATA_HINTS = {
+    'CIFAR100Dataset': 'download cifar-100-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) and '
+                       'extract it so that {root} holds the train, test and meta pickles',
+    'ImageFolderZeroShotDataset': 'put the ELEVATER dataset there: {root}/test/{{class_index:03d}}/*.jpg and '
+                                  '{root}/label_cn.txt (one Chinese class name per line)',
+    'ImageTextTSVDataset': 'download the official preprocessed dataset (Chinese-CLIP README, "datasets") and '
+                           'put {{split}}_imgs.tsv and {{split}}_texts.jsonl in {root}; other layouts: '
+                           'tools/data/ converts them',
+}
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Evaluate a Chinese CLIP checkpoint')
+    parser.add_argument('config', help='test config file')
+    parser.add_argument('checkpoint', help='checkpoint file or HF folder (any supported format)')
+    parser.add_argument('--work-dir', help='folder for logs and pictures')
+    parser.add_argument('--out', help='write the metrics to this JSON file')
+    parser.add_argument('--show-dir', help='write retrieval example pictures here (relative: under work dir)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries: a.b=1')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = None  # loaded below through the converters, which know every format
+    cfg.resume = False
+    if args.show_dir:
+        hooks = list(cfg.get('custom_hooks') or [])
+        hooks.append(dict(type='RetrievalVisualizationHook', out_dir=args.show_dir))
+        cfg.custom_hooks = hooks
+    return cfg
+
+
+def data_hint(cfg: Config) -> str:
+    dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+    hint = DATA_HINTS.get(dataset.get('type'), 'see docs/evaluation.md "Data"')
+    root = dataset.get('data_root', '?')
+    return (f'The test data is expected under data_root={root!r} (change it with --cfg-options '
+            f'test_dataloader.dataset.data_root=...). To prepare it: {hint.format(root=root)}.')
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
+    args = parse_args(argv)
+    init_default_scope('cnclip_mm')
+    cfg = build_config(args)
+
+    from mmengine.runner import Runner
+
+    from cnclip_mm.models.converters import load_checkpoint
+    from cnclip_mm.registry import RUNNERS
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    fmt = load_checkpoint(model, args.checkpoint, strict=True)
+    runner.logger.info(f'loaded {args.checkpoint} ({fmt} format)')
+    try:
+        metrics = runner.test()
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f'{err}\n{data_hint(cfg)}') from err
+    if args.out and is_main_process():
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w', encoding='utf-8') as f:
+            json.dump(metrics, f, indent=2, ensure_ascii=False)
+    return metrics
+
+
+if __name__ == '__main__':
+    main()
