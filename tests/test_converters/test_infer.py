@@ -69,3 +69,20 @@ def test_inference_errors():
     sd['image_encoder.transformer.resblocks.5.ln_1.weight'] = torch.empty(64, device='meta')
     with pytest.raises(KeyError, match='not contiguous'):
         infer_model_cfg(sd)
+
+
+def test_hf_config_supplies_heads_and_text_settings():
+    sd = _vit(64, 2, 8, 32, 32, 48, 2, 96)
+    hf_config = dict(vision_config=dict(num_attention_heads=4, hidden_act='quick_gelu', layer_norm_eps=1e-5),
+                     text_config=dict(num_attention_heads=3, layer_norm_eps=1e-5, hidden_act='gelu_new'))
+    cfg = infer_model_cfg(sd, 'hf', dict(hf_config=hf_config, vocab_file='/some/folder'))
+    assert cfg['image_encoder']['arch']['heads'] == 4
+    assert cfg['text_encoder']['arch'] == dict(hidden_size=48, num_hidden_layers=2, num_attention_heads=3,
+                                               intermediate_size=96, layer_norm_eps=1e-5, hidden_act='gelu_new')
+    assert cfg['tokenizer']['vocab_file'] == '/some/folder'
+    with torch.device('meta'):
+        text = MODELS.build(cfg['text_encoder'])
+    assert text.config.layer_norm_eps == 1e-5 and text.config.hidden_act == 'gelu_new'
+    hf_config['vision_config']['hidden_act'] = 'gelu'
+    with pytest.raises(ValueError, match="hidden_act='gelu'"):
+        infer_model_cfg(sd, 'hf', dict(hf_config=hf_config))

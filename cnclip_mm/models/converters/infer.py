@@ -25,7 +25,7 @@ BERT_PRESETS = {
     'large': dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
     'rbt3': dict(hidden_size=768, num_hidden_layers=3, num_attention_heads=12, intermediate_size=3072),
 }
-BERT_DEFAULTS = dict(max_position_embeddings=512, type_vocab_size=2, layer_norm_eps=1e-12)
+BERT_DEFAULTS = dict(max_position_embeddings=512, type_vocab_size=2, layer_norm_eps=1e-12, hidden_act='gelu')
 IMG = 'image_encoder.'
 TXT = 'text_encoder.bert.'
 
@@ -85,8 +85,9 @@ def _infer_vit(state_dict: StateDict, hf_vision: Optional[dict]) -> dict:
     if mlp is not None and mlp.shape[0] != 4 * width:
         raise ValueError(f'MLP width {mlp.shape[0]} is not 4 x {width}; only CLIP\'s 4x MLP is supported')
     if hf_vision:
-        if hf_vision.get('hidden_act', 'quick_gelu') != 'quick_gelu':
-            raise ValueError(f'vision hidden_act {hf_vision["hidden_act"]!r} unsupported (CLIP uses quick_gelu)')
+        if hf_vision.get('hidden_act', 'quick_gelu') != 'quick_gelu' or hf_vision.get('layer_norm_eps', 1e-5) != 1e-5:
+            raise ValueError(f'vision tower with hidden_act={hf_vision.get("hidden_act")!r}, layer_norm_eps='
+                             f'{hf_vision.get("layer_norm_eps")} is unsupported (CLIP: quick_gelu, 1e-5)')
         heads = hf_vision['num_attention_heads']
     else:
         heads = VISION_HEADS.get(width, max(width // 64, 1))
@@ -124,7 +125,8 @@ def _infer_bert(state_dict: StateDict, hf_text: Optional[dict]) -> dict:
     found = dict(max_position_embeddings=state_dict[TXT + 'embeddings.position_embeddings.weight'].shape[0],
                  type_vocab_size=state_dict.get(TXT + 'embeddings.token_type_embeddings.weight',
                                                 torch.empty(2, 0)).shape[0],
-                 layer_norm_eps=(hf_text or {}).get('layer_norm_eps', BERT_DEFAULTS['layer_norm_eps']))
+                 layer_norm_eps=(hf_text or {}).get('layer_norm_eps', BERT_DEFAULTS['layer_norm_eps']),
+                 hidden_act=(hf_text or {}).get('hidden_act', BERT_DEFAULTS['hidden_act']))
     arch.update({k: v for k, v in found.items() if v != BERT_DEFAULTS[k]})
     name = next((n for n, p in BERT_PRESETS.items() if p == arch), None)
     return dict(type='ChineseBertEncoder', arch=name or arch, vocab_size=vocab_size)
