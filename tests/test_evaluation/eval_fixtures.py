@@ -14,6 +14,7 @@ from PIL import Image
 from cnclip_mm.datasets.cifar100_classes import CIFAR100_ENGLISH
 
 REPO = Path(__file__).resolve().parents[2]
+TINY_SIZE = 64  # image size of configs/_base_/models/tiny.py, mirrored by tiny_test_config
 
 CAPTIONS = ['一只黑色的猫', '红色的汽车停在路边', '海边的日落', '两个孩子在踢足球', '一碗热气腾腾的面条',
             '雪山下的湖泊', '穿着西装的男人', '桌子上的苹果']
@@ -76,3 +77,27 @@ def load_tool(relpath: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def tiny_test_config(tmp_path, leaf: str, data_root: str, vocab_file: str, retrieval: bool) -> str:
+    """A config over ``configs/<leaf>`` with the tiny model, local vocab, tiny data and no workers."""
+    tokenize = (f"dict(type='CleanCaption'), dict(type='TokenizeText', tokenizer=dict(type='ChineseTokenizer', "
+                f"vocab_file={vocab_file!r}, context_length=52)), ") if retrieval else ''
+    text = f"""_base_ = [{str(REPO / 'configs' / leaf)!r}]
+model = dict(
+    embed_dim=64,
+    image_encoder=dict(arch=dict(_delete_=True, width=128, layers=3, heads=4, patch_size=8), img_size={TINY_SIZE}),
+    text_encoder=dict(arch=dict(_delete_=True, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+                                intermediate_size=256), vocab_size=21128),
+    tokenizer=dict(vocab_file={vocab_file!r}))
+test_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False, dataset=dict(
+    data_root={data_root!r},
+    pipeline=[dict(type='LoadImage'), dict(type='ResizeExact', scale={TINY_SIZE}), {tokenize}
+              dict(type='PackCLIPInputs')]))
+val_dataloader = None
+val_cfg = None
+val_evaluator = None
+"""
+    path = tmp_path / f'{leaf.replace("/", "_")}'
+    path.write_text(text, encoding='utf-8')
+    return str(path)

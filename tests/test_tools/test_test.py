@@ -13,35 +13,15 @@ from cnclip_mm.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / 'tests' / 'test_evaluation'))
-from eval_fixtures import load_tool, write_cifar100, write_retrieval_tsv  # noqa: E402
+from eval_fixtures import (  # noqa: E402
+    TINY_SIZE,
+    load_tool,
+    tiny_test_config,
+    write_cifar100,
+    write_retrieval_tsv,
+)
 
 test_tool = load_tool('test.py')
-
-TINY_SIZE = 64  # configs/_base_/models/tiny.py
-
-
-def _config(tmp_path, leaf: str, data_root: str, vocab_file: str, retrieval: bool) -> str:
-    tokenize = (f"dict(type='CleanCaption'), dict(type='TokenizeText', tokenizer=dict(type='ChineseTokenizer', "
-                f"vocab_file={vocab_file!r}, context_length=52)), ") if retrieval else ''
-    text = f"""_base_ = [{str(REPO / 'configs' / leaf)!r}]
-model = dict(
-    embed_dim=64,
-    image_encoder=dict(arch=dict(_delete_=True, width=128, layers=3, heads=4, patch_size=8), img_size={TINY_SIZE}),
-    text_encoder=dict(arch=dict(_delete_=True, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
-                                intermediate_size=256), vocab_size=21128),
-    tokenizer=dict(vocab_file={vocab_file!r}))
-test_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False, dataset=dict(
-    data_root={data_root!r},
-    pipeline=[dict(type='LoadImage'), dict(type='ResizeExact', scale={TINY_SIZE}), {tokenize}
-              dict(type='PackCLIPInputs')]))
-val_dataloader = None
-val_cfg = None
-val_evaluator = None
-"""
-    path = tmp_path / f'{leaf.replace("/", "_")}'
-    path.write_text(text, encoding='utf-8')
-    return str(path)
-
 
 def _checkpoints(tmp_path, cfg_file: str) -> dict:
     """The same random weights as own .pth, official .pt and a Hugging Face folder."""
@@ -57,7 +37,7 @@ def _checkpoints(tmp_path, cfg_file: str) -> dict:
 
 def test_zeroshot_cifar_three_formats(tmp_path, vocab_file):
     write_cifar100(str(tmp_path / 'cifar100'), [i * 7 % 100 for i in range(8)], seed=1)
-    cfg = _config(tmp_path, 'zeroshot_cifar100.py', str(tmp_path / 'cifar100'), vocab_file, retrieval=False)
+    cfg = tiny_test_config(tmp_path, 'zeroshot_cifar100.py', str(tmp_path / 'cifar100'), vocab_file, retrieval=False)
     ckpts = _checkpoints(tmp_path, cfg)
     results = {}
     for fmt in ('own', 'official', 'hf'):
@@ -93,7 +73,7 @@ def _direct_recall(model, tmp_path, data) -> dict:
 
 def test_retrieval_three_formats_show_dir(tmp_path, vocab_file):
     data = write_retrieval_tsv(str(tmp_path / 'flickr'), split='test', num_images=6, seed=2)
-    cfg = _config(tmp_path, 'retrieval_flickr30k-cn_vit-b-16.py', str(tmp_path / 'flickr'), vocab_file,
+    cfg = tiny_test_config(tmp_path, 'retrieval_flickr30k-cn_vit-b-16.py', str(tmp_path / 'flickr'), vocab_file,
                   retrieval=True)
     ckpts = _checkpoints(tmp_path, cfg)
     expected = {f'retrieval/{k}': v for k, v in _direct_recall(ckpts['model'], tmp_path, data).items()}
@@ -108,7 +88,7 @@ def test_retrieval_three_formats_show_dir(tmp_path, vocab_file):
 
 
 def test_missing_data_says_where_and_how(tmp_path, vocab_file):
-    cfg = _config(tmp_path, 'zeroshot_cifar100.py', str(tmp_path / 'nowhere'), vocab_file, retrieval=False)
+    cfg = tiny_test_config(tmp_path, 'zeroshot_cifar100.py', str(tmp_path / 'nowhere'), vocab_file, retrieval=False)
     ckpt = tmp_path / 'own.pth'
     torch.manual_seed(0)
     torch.save(dict(state_dict=MODELS.build(Config.fromfile(cfg).model).state_dict()), ckpt)

@@ -1,0 +1,141 @@
+"""Inference helpers: zero-shot classification of images and feature encoding for retrieval apps."""
+import os
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from cnclip_mm.evaluation.templates import load_templates
+
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+
+def _image_size(model: nn.Module) -> int:
+    size = getattr(getattr(model, 'image_encoder', None), 'img_size', None)
+    if size is None:
+        raise AttributeError(f'{type(model).__name__} has no image_encoder.img_size to resize to')
+    return int(size)
+
+
+def _to_pil(image: ImageLike) -> Image.Image:
+    if isinstance(image, (str, os.PathLike)):
+        if not os.path.isfile(image):
+            raise FileNotFoundError(f'image file {os.fspath(image)!r} does not exist')
+        with Image.open(image) as img:
+            return img.convert('RGB')
+    if isinstance(image, Image.Image):
+        return image.convert('RGB')
+    if isinstance(image, np.ndarray):
+        # HWC RGB (or HW grey); uint8, or floats in [0, 1].
+        array = image
+        if array.dtype != np.uint8:
+            array = np.clip(np.asarray(array, dtype=np.float64) * 255.0, 0, 255).round().astype(np.uint8)
+        if array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4)):
+            return Image.fromarray(array.squeeze(-1) if array.ndim == 3 and array.shape[2] == 1
+                                   else array).convert('RGB')
+        raise ValueError(f'numpy images must be HxW or HxWxC (C in 1, 3, 4), got shape {array.shape}')
+    raise TypeError(f'unsupported image type {type(image).__name__}: give a path, a PIL image or an array')
+
+
+def preprocess_images(model: nn.Module, images: Sequence[ImageLike]) -> torch.Tensor:
+    """Official eval preprocessing: RGB, bicubic resize to the model's square size, CLIP mean/std.
+
+    Returns:
+        Normalised float images ``[N, 3, S, S]`` on the model's device.
+    """
+    size = _image_size(model)
+    arrays = [np.asarray(_to_pil(img).resize((size, size), Image.BICUBIC)) for img in images]
+    batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return model.data_preprocessor.normalize(batch)
+
+
+@torch.no_grad()
+def encode_images(model: nn.Module, images: Sequence[ImageLike], batch_size: int = 32) -> torch.Tensor:
+    """L2-normalised image features ``[N, D]`` (CPU) of paths / PIL images / arrays."""
+    if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
+        images = [images]
+    model.eval()
+    feats = [model.extract_image_feat(preprocess_images(model, images[i:i + batch_size])).float().cpu()
+             for i in range(0, len(images), batch_size)]
+    return torch.cat(feats) if feats else torch.empty(0, model.embed_dim)
+
+
+@torch.no_grad()
+def encode_texts(model: nn.Module, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+    """L2-normalised text features ``[N, D]`` (CPU), tokenised with the model's tokenizer."""
+    if isinstance(texts, str):
+        texts = [texts]
+    model.eval()
+    feats = [model.extract_text_feat(list(texts[i:i + batch_size])).float().cpu()
+             for i in range(0, len(texts), batch_size)]
+    return torch.cat(feats) if feats else torch.empty(0, model.embed_dim)
+
+
+def _load_model(model_or_config: Any, checkpoint: Optional[str], device: str,
+                vocab_file: Optional[str]) -> nn.Module:
+    if isinstance(model_or_config, nn.Module):
+        model = model_or_config
+        if checkpoint is not None:
+            from cnclip_mm.models.converters import load_checkpoint
+            load_checkpoint(model, checkpoint, strict=True)
+        return model.to(device)
+    from cnclip_mm.apis.init_model import init_model
+    return init_model(config=model_or_config, checkpoint=checkpoint, device=device, vocab_file=vocab_file)
+
+
+class ZeroShotClassifier:
+    """Classify images among free-form Chinese class names.
+
+    Example::
+
+        clf = ZeroShotClassifier('configs/zeroshot_cifar100.py', 'clip_cn_vit-b-16.pt',
+                                 classes=['猫', '狗'], templates=['一张{}的照片'])
+        clf(['a.jpg', 'b.png'])  # [{'label': 1, 'class_name': '狗', 'score': 0.93, 'scores': [...]}, ...]
+
+    Args:
+        model_or_config: a built ``ChineseCLIP`` or a config (path / ``Config`` / dict) for
+            ``init_model``.
+        checkpoint: weights in any format the converters know (official .pt, HF folder, mmpretrain,
+            own); for a built model, loaded into it.
+        classes: the class names.
+        templates: prompt templates (see :func:`cnclip_mm.evaluation.load_templates`); default the
+            built-in ImageNet-style Chinese set.
+        device: where the model runs.
+        batch_size: images per forward pass.
+        vocab_file: tokenizer vocabulary override for ``init_model``.
+    """
+
+    def __init__(self, model_or_config: Any, checkpoint: Optional[str] = None,
+                 classes: Sequence[str] = (), templates: Union[str, Sequence[str], None] = None,
+                 device: str = 'cpu', batch_size: int = 32, vocab_file: Optional[str] = None) -> None:
+        if not classes:
+            raise ValueError('ZeroShotClassifier needs a non-empty list of class names')
+        self.model = _load_model(model_or_config, checkpoint, device, vocab_file)
+        self.model.eval()
+        self.classes = [str(c) for c in classes]
+        self.templates = load_templates(templates)
+        self.batch_size = batch_size
+        with torch.no_grad():
+            self.class_embeddings = self.model.set_zeroshot_classes(self.classes, self.templates).clone()
+        self.model.clear_zeroshot_classes()
+
+    @torch.no_grad()
+    def scores(self, images: Union[ImageLike, Sequence[ImageLike]]) -> torch.Tensor:
+        """Class probabilities ``[N, C]``: softmax of ``100 * image_feat @ class_emb.T``."""
+        feats = encode_images(self.model, images, self.batch_size)
+        return (100.0 * feats @ self.class_embeddings.float().cpu().T).softmax(dim=-1)
+
+    def __call__(self, images: Union[ImageLike, Sequence[ImageLike]], topk: int = 1) -> List[Dict]:
+        """Per image: ``label`` (index), ``class_name``, ``score`` and the ``topk`` best as
+        ``topk_labels`` / ``topk_scores``; ``scores`` holds every class probability."""
+        probs = self.scores(images)
+        k = min(topk, len(self.classes))
+        out = []
+        for row in probs:
+            top_s, top_i = row.topk(k)
+            out.append(dict(label=int(top_i[0]), class_name=self.classes[int(top_i[0])],
+                            score=float(top_s[0]), topk_labels=top_i.tolist(),
+                            topk_scores=top_s.tolist(), scores=row.tolist()))
+        return out

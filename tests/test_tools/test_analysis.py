@@ -1,0 +1,81 @@
+"""Analysis tools: features -> top-k predictions -> recall agrees with the metric; curves to PNG."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from cnclip_mm.evaluation import RetrievalRecall
+from cnclip_mm.registry import MODELS
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / 'tests' / 'test_evaluation'))
+from eval_fixtures import load_tool, tiny_test_config, write_retrieval_tsv  # noqa: E402
+
+extract_features = load_tool('analysis/extract_features.py')
+topk_predictions = load_tool('analysis/topk_predictions.py')
+evaluate_predictions = load_tool('analysis/evaluate_predictions.py')
+plot_curves = load_tool('analysis/plot_curves.py')
+
+
+def test_features_topk_evaluate_agree_with_metric(tmp_path, vocab_file):
+    data = write_retrieval_tsv(str(tmp_path / 'coco'), split='test', num_images=7, seed=5)
+    cfg = tiny_test_config(tmp_path, 'retrieval_coco-cn_vit-b-16.py', str(tmp_path / 'coco'), vocab_file,
+                           retrieval=True)
+    torch.manual_seed(1)
+    ckpt = tmp_path / 'tiny.pth'
+    torch.save(dict(state_dict=MODELS.build(Config.fromfile(cfg).model).state_dict()), ckpt)
+    feat_dir = tmp_path / 'feats'
+    extract_features.main([cfg, str(ckpt), '--out-dir', str(feat_dir), '--device', 'cpu'])
+    image_feats = torch.from_numpy(np.load(feat_dir / 'image_feats.npy'))
+    text_feats = torch.from_numpy(np.load(feat_dir / 'text_feats.npy'))
+    assert image_feats.shape[0] == 7 and text_feats.shape[0] == len(data['texts'])
+    assert torch.allclose(image_feats.norm(dim=1), torch.ones(7), atol=1e-5)
+    texts = [json.loads(line) for line in (feat_dir / 'text_ids.jsonl').read_text().splitlines()]
+    assert [t['image_ids'] for t in texts] == [t['image_ids'] for t in data['texts']]
+
+    expected = RetrievalRecall.calculate(image_feats, text_feats, data['image_ids'],
+                                         [t['image_ids'] for t in data['texts']])
+    gt_file = str(tmp_path / 'coco' / 'test_texts.jsonl')
+    for direction in ('t2i', 'i2t'):
+        pred = str(tmp_path / f'{direction}.jsonl')
+        topk_predictions.main([str(feat_dir), '--out', pred, '--topk', '10', '--direction', direction,
+                               '--chunk-size', '3'])
+        first = json.loads(Path(pred).read_text().splitlines()[0])
+        assert set(first) == ({'text_id', 'image_ids'} if direction == 't2i' else {'image_id', 'text_ids'})
+        result = evaluate_predictions.main([gt_file, pred, '--out', str(tmp_path / f'{direction}.json')])
+        for k in (1, 5, 10):
+            assert result[f'{direction}_R@{k}'] == pytest.approx(expected[f'{direction}_R@{k}'])
+
+
+def test_evaluate_predictions_errors(tmp_path):
+    gt = tmp_path / 'gt.jsonl'
+    gt.write_text('{"text_id": 1, "text": "猫", "image_ids": [5]}\n{"text_id": 2, "text": "狗", "image_ids": [6]}\n')
+    pred = tmp_path / 'pred.jsonl'
+    pred.write_text('{"text_id": 1, "image_ids": [6, 5]}\n')
+    with pytest.raises(KeyError, match='no prediction for 1 queries'):
+        evaluate_predictions.main([str(gt), str(pred)])
+    pred.write_text('{"text_id": 1, "image_ids": [6, 5]}\n{"text_id": 2, "image_ids": [6]}\n')
+    out = evaluate_predictions.main([str(gt), str(pred), '--topk', '1', '2'])
+    assert out['t2i_R@1'] == 50.0 and out['t2i_R@2'] == 100.0 and out['mean_recall'] == 75.0
+    pred.write_text('{"text_id": 1, "image_ids": [6, 5]}\nnot json\n')
+    with pytest.raises(ValueError, match='pred.jsonl line 2: invalid JSON'):
+        evaluate_predictions.main([str(gt), str(pred)])
+
+
+def test_plot_curves_writes_pngs(tmp_path):
+    vis = tmp_path / 'work' / '20260101_000000' / 'vis_data'
+    vis.mkdir(parents=True)
+    lines = [dict(step=i, loss=3.0 / (i + 1), lr=1e-4, logit_scale=14.0 + i) for i in range(1, 20)]
+    lines += [dict(step=10, **{'retrieval/t2i_R@1': 20.0, 'retrieval/mean_recall': 40.0}),
+              dict(step=19, **{'retrieval/t2i_R@1': 30.0, 'retrieval/mean_recall': 50.0})]
+    (vis / 'scalars.json').write_text('\n'.join(json.dumps(x) for x in lines) + '\n')
+    written = plot_curves.main([str(tmp_path / 'work'), '--out-dir', str(tmp_path / 'curves')])
+    names = sorted(Path(p).name for p in written)
+    assert names == ['logit_scale.png', 'loss.png', 'metrics.png']
+    assert all(Path(p).stat().st_size > 2000 for p in written)
+    with pytest.raises(FileNotFoundError, match='no vis_data/scalars.json'):
+        plot_curves.main([str(tmp_path / 'curves')])
