@@ -1,6 +1,6 @@
 """Bad-sample policy shared by every dataset: raise a clear error, or skip and count.
 
-Skips may happen in DataLoader worker processes, so the counter and the first examples live in
+Skips may happen in DataLoader worker processes, so the counts and the first examples live in
 shared memory created in the main process; the main process (``BadSampleReportHook`` or
 ``check_dataset.py``) reads and logs them.
 """
@@ -8,6 +8,7 @@ import logging
 import multiprocessing as mp
 from typing import List
 
+import torch.utils.data
 from mmengine.logging import print_log
 
 POLICIES = ('error', 'skip')
@@ -20,20 +21,25 @@ class BadSampleError(ValueError):
 class BadSampleLog:
     """Applies the ``on_bad_sample`` policy and remembers what was skipped.
 
+    Counts and messages live in lock-free shared memory with one slot per process (the main
+    process and each DataLoader worker id), so no two processes write the same slot and any
+    multiprocessing start method works.
+
     Args:
         policy: ``'error'`` raises :class:`BadSampleError`; ``'skip'`` counts and records.
         max_examples: How many skip messages to keep for the report.
     """
 
-    _BUF = 8192
+    _SLOTS = 33  # main process + 32 worker ids (more wrap around)
+    _SLOT_BYTES = 1024
 
     def __init__(self, policy: str = 'error', max_examples: int = 5):
         if policy not in POLICIES:
             raise ValueError(f'on_bad_sample must be one of {POLICIES}, got {policy!r}')
         self.policy = policy
         self.max_examples = max_examples
-        self._count = mp.Value('q', 0)
-        self._examples = mp.Array('c', self._BUF, lock=False)
+        self._counts = mp.RawArray('q', self._SLOTS)
+        self._examples = mp.RawArray('c', self._SLOTS * self._SLOT_BYTES)
 
     def __deepcopy__(self, memo):
         # Copies of a dataset (subsets, wrappers) report into the same counters.
@@ -47,32 +53,38 @@ class BadSampleLog:
         self.record(message)
 
     def record(self, message: str) -> None:
-        """Count one skipped sample and keep its message if among the first ones."""
-        with self._count.get_lock():
-            self._count.value += 1
-            if self._count.value <= self.max_examples:
-                self._append(message)
+        """Count one skipped sample and keep its message if among the first ones of its process."""
+        slot = self._slot()
+        self._counts[slot] += 1
+        if self._counts[slot] <= self.max_examples:
+            start = slot * self._SLOT_BYTES
+            region = bytes(self._examples[start:start + self._SLOT_BYTES]).split(b'\0', 1)[0]
+            data = message.encode('utf-8')[: self._SLOT_BYTES - len(region) - 2] + b'\n'
+            if len(data) > 1:
+                offset = start + len(region)
+                self._examples[offset:offset + len(data)] = data
 
-    def _append(self, message: str) -> None:
-        used = self._examples.value
-        room = self._BUF - len(used) - 2
-        data = message.encode('utf-8')[: max(room, 0)]
-        if data:
-            self._examples.value = used + data + b'\n'
+    def _slot(self) -> int:
+        info = torch.utils.data.get_worker_info()
+        return 0 if info is None else 1 + info.id % (self._SLOTS - 1)
 
     @property
     def count(self) -> int:
-        return self._count.value
+        return int(sum(self._counts))
 
     @property
     def examples(self) -> List[str]:
-        text = self._examples.value.decode('utf-8', errors='replace')
-        return [line for line in text.split('\n') if line]
+        lines = []
+        for slot in range(self._SLOTS):
+            start = slot * self._SLOT_BYTES
+            region = bytes(self._examples[start:start + self._SLOT_BYTES]).split(b'\0', 1)[0]
+            lines += [x for x in region.decode('utf-8', errors='replace').split('\n') if x]
+        return lines[: self.max_examples]
 
     def reset(self) -> None:
-        with self._count.get_lock():
-            self._count.value = 0
-            self._examples.value = b''
+        for slot in range(self._SLOTS):
+            self._counts[slot] = 0
+        self._examples[:] = bytes(len(self._examples))
 
     def report(self, name: str, reset: bool = True) -> int:
         """Log the count and first examples (if any) and return the count."""
