@@ -1,4 +1,4 @@
-"""Stage-1 initialisation: the image tower from an OpenAI CLIP file through ``init_cfg``."""
+"""Weight initializers through ``init_cfg``: image tower from OpenAI CLIP, whole model from any format."""
 import warnings
 
 import pytest
@@ -65,3 +65,22 @@ def test_init_mismatch_is_reported(openai_files):
                                                  prefix='image.')))
     with pytest.raises(KeyError, match="no keys start with 'image.'"):
         tower.init_weights()
+
+
+def test_whole_model_from_any_format_via_init_cfg(official_vit, vocab_file):
+    sd, path = official_vit
+    cfg = init_model(checkpoint=path).cfg  # same architecture as the file
+    cfg['init_cfg'] = dict(type='ChineseCLIPCheckpoint', checkpoint=path)
+    cfg['tokenizer'] = dict(type='ChineseTokenizer', vocab_file=vocab_file)
+    model = MODELS.build(cfg)
+    assert not torch.equal(model.text_projection, sd['text_projection'])
+    model.init_weights()  # what the Runner does before training
+    assert torch.equal(model.text_projection, sd['text_projection'])
+    assert torch.equal(model.image_encoder.transformer.resblocks[1].attn.in_proj_weight,
+                       sd['visual.transformer.resblocks.1.attn.in_proj_weight'])
+
+    cfg['embed_dim'] = 16
+    cfg['image_encoder']['output_dim'] = 16
+    model = MODELS.build(cfg)
+    with pytest.raises(RuntimeError, match=r'text_projection: checkpoint \(48, 32\) vs model \(48, 16\)'):
+        model.init_weights()

@@ -1,4 +1,5 @@
-"""Stage-1 initialisation of the image tower from an OpenAI CLIP checkpoint (``visual.*`` keys)."""
+"""Weight initializers for ``init_cfg``: the image tower from OpenAI CLIP (stage 1), or a whole model from a
+Chinese CLIP checkpoint of any format (fine-tuning from released weights)."""
 from typing import Dict
 
 import torch
@@ -8,7 +9,7 @@ from torch import nn
 from cnclip_mm.registry import WEIGHT_INITIALIZERS
 
 from .files import is_torchscript, read_weights
-from .loading import load_state_dict_into
+from .loading import load_state_dict_any, load_state_dict_into
 from .official import strip_prefix
 
 
@@ -53,3 +54,28 @@ class OpenAICLIPVisualInit:
                              source=f'{self.checkpoint} (OpenAI CLIP {self.prefix}*)')
         if hasattr(module, '_params_init_info'):
             update_init_info(module, init_info=f'{type(self).__name__}: load from {self.checkpoint}')
+
+
+@WEIGHT_INITIALIZERS.register_module(name='ChineseCLIPCheckpoint')
+class ChineseCLIPCheckpointInit:
+    """``init_cfg=dict(type='ChineseCLIPCheckpoint', checkpoint=...)`` on a ``ChineseCLIP``: loads an official,
+    Hugging Face, mmpretrain or own checkpoint with key conversion.
+
+    mmengine's ``load_from`` loads non-strictly without converting names, so a foreign file would silently leave the
+    model untouched; this initializer converts and, by default, refuses any mismatch.
+
+    Args:
+        checkpoint: any format ``load_state_dict_any`` reads.
+        strict: raise on missing / unexpected / mis-shaped keys (the listing names them).
+    """
+
+    def __init__(self, checkpoint: str, strict: bool = True):
+        self.checkpoint = checkpoint
+        self.strict = strict
+        self.wholemodule = False
+
+    def __call__(self, module: nn.Module) -> None:
+        state_dict, fmt, _ = load_state_dict_any(self.checkpoint)
+        load_state_dict_into(module, state_dict, strict=self.strict, source=f'{self.checkpoint} ({fmt} format)')
+        if hasattr(module, '_params_init_info'):
+            update_init_info(module, init_info=f'{type(self).__name__}: load {fmt} weights from {self.checkpoint}')
