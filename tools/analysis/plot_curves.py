@@ -7,11 +7,15 @@ loss.png (keys with 'loss'), logit_scale.png, and metrics.png (retrieval/* and z
 """
 import argparse
 import glob
-import json
 import os
 import os.path as osp
+import sys
 from collections import defaultdict
 from typing import Dict, List, Optional, Tuple
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from cnclip_mm.evaluation.prediction_files import iter_jsonl  # noqa: E402
 
 GROUPS = {
     'loss': lambda k: 'loss' in k,
@@ -33,18 +37,11 @@ def find_scalars(path: str) -> str:
 def read_scalars(path: str) -> Dict[str, List[Tuple[float, float]]]:
     """``{key: [(step, value), ...]}`` from mmengine's one-JSON-per-line scalars file."""
     series: Dict[str, List[Tuple[float, float]]] = defaultdict(list)
-    with open(path, encoding='utf-8') as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f'{path} line {lineno}: invalid JSON ({err.msg})') from None
-            step = rec.get('step', rec.get('iter', lineno))
-            for key, value in rec.items():
-                if key not in ('step', 'iter', 'epoch') and isinstance(value, (int, float)):
-                    series[key].append((float(step), float(value)))
+    for lineno, rec in iter_jsonl(path):
+        step = rec.get('step', rec.get('iter', lineno))
+        for key, value in rec.items():
+            if key not in ('step', 'iter', 'epoch') and isinstance(value, (int, float)):
+                series[key].append((float(step), float(value)))
     return dict(series)
 
 
