@@ -1,5 +1,6 @@
 """Feature parity with transformers' ChineseCLIPModel, both directions."""
 import json
+import shutil
 
 import pytest
 import torch
@@ -59,7 +60,7 @@ def test_bare_safetensors_and_bin(hf_tiny_dir, tmp_path, vocab_file):
     b, fmt_b, _ = load_state_dict_any(str(tmp_path / 'pytorch_model.bin'))
     assert fmt_a == fmt_b == 'hf'
     assert all(torch.equal(a[k], b[k]) for k in a)
-    # without config.json the heads come from the shapes; give the real config to get them right
+    # without config.json the heads come from the shapes (width 64 -> 1 head); a config file fixes them
     model = init_model(checkpoint=str(tmp_path / 'w.safetensors'), vocab_file=vocab_file)
     assert model.cfg['image_encoder']['arch']['heads'] == 1
 
@@ -78,3 +79,18 @@ def test_hf_folder_without_weights(tmp_path):
     (tmp_path / 'config.json').write_text('{}')
     with pytest.raises(FileNotFoundError, match='no weights found'):
         load_state_dict_any(str(tmp_path))
+
+
+def test_folder_with_tokenizer_json_only(hf_tiny_dir, tmp_path, vocab_file):
+    """transformers 5 may save tokenizer.json without vocab.txt; the folder still brings its vocabulary."""
+    from transformers import BertTokenizerFast
+    folder, _ = hf_tiny_dir
+    for name in ('config.json', 'model.safetensors'):
+        shutil.copyfile(folder / name, tmp_path / name)
+    BertTokenizerFast(vocab=vocab_file).save_pretrained(str(tmp_path))
+    (tmp_path / 'vocab.txt').unlink(missing_ok=True)
+    assert (tmp_path / 'tokenizer.json').is_file()
+    model = init_model(checkpoint=str(tmp_path))
+    reference = init_model(checkpoint=str(folder))
+    assert model.tokenizer.vocab_file == str(tmp_path)
+    assert torch.equal(model.tokenizer(TEXTS), reference.tokenizer(TEXTS))

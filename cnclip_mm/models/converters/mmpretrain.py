@@ -107,8 +107,10 @@ def mm_to_mmpretrain(state_dict: StateDict) -> StateDict:
 def _vit_key_to_mmp(key: str, fixed_back: dict, layer_back: dict, full_key: str) -> str:
     if key in fixed_back:
         return fixed_back[key]
-    if key in ('class_embedding', 'positional_embedding'):
-        return 'cls_token' if key == 'class_embedding' else 'pos_embed'
+    if key == 'class_embedding':
+        return 'cls_token'
+    if key == 'positional_embedding':
+        return 'pos_embed'
     if key.startswith('transformer.resblocks.') and '.attn.in_proj_' in key:
         return f'layers.{key.split(".")[2]}.attn.qkv.{key.rsplit("_", 1)[1]}'
     match = OWN_LAYER_RE.match(key)
