@@ -43,7 +43,7 @@ TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, locations=['cncli
 FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS, locations=_DATA)
 METRICS = Registry('metric', parent=MMENGINE_METRICS, locations=['cnclip_mm.evaluation'])
 EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, locations=['cnclip_mm.evaluation'])
-HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=_ENGINE + ['cnclip_mm.evaluation'])
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=_ENGINE + ['cnclip_mm.evaluation', 'cnclip_mm.datasets'])
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=_ENGINE + ['cnclip_mm.evaluation'])
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=_ENGINE)
 OPTIMIZERS = Registry('optimizer', parent=MMENGINE_OPTIMIZERS, locations=_ENGINE)
