@@ -10,6 +10,7 @@ import os.path as osp
 import sys
 from typing import Dict, List, Optional
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
@@ -46,6 +47,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def build_config(args: argparse.Namespace) -> Config:
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
+    if args.launcher != 'none' and not torch.cuda.is_available():
+        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'  # CPU-only machines
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir:

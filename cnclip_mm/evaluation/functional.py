@@ -81,7 +81,7 @@ def retrieval_ranks(
     pos_rows: List[int] = []
     pos_cols: List[int] = []
     for i, cols in enumerate(positives):
-        for c in cols:
+        for c in sorted({int(c) for c in cols}):  # a repeated positive must not count twice
             if not 0 <= int(c) < num_g:
                 raise IndexError(f'positive {c} of query {i} is outside the gallery of {num_g}')
             pos_rows.append(i)
@@ -95,26 +95,28 @@ def retrieval_ranks(
 
     query_ranks = torch.full((num_q,), -1, dtype=torch.long)
     best_gallery = torch.full((num_g,), float('-inf'), device=dev)
-    neg_inf = torch.tensor(float('-inf'), device=dev)
 
-    def chunk_mask(ci: int, s: int, e: int) -> Tuple[Tensor, Tensor, Tensor]:
-        r = rows_t[bounds[ci]:bounds[ci + 1]].to(dev) - s
-        c = cols_t[bounds[ci]:bounds[ci + 1]].to(dev)
-        mask = torch.zeros((e - s, num_g), dtype=torch.bool, device=dev)
-        mask[r, c] = True
-        return mask, r, c
+    def chunk_pairs(ci: int, s: int) -> Tuple[Tensor, Tensor]:
+        return rows_t[bounds[ci]:bounds[ci + 1]].to(dev) - s, cols_t[bounds[ci]:bounds[ci + 1]].to(dev)
 
+    # Count "items scoring >= the best positive" over the whole block, then take the positives that
+    # reach that score back out: no [rows, gallery] mask is ever built.
     for ci, s in enumerate(starts):
         e = min(s + step, num_q)
         sims = block(s, e)
-        mask, r, c = chunk_mask(ci, s, e)
-        best = torch.where(mask, sims, neg_inf).amax(dim=1)
-        counts = ((sims >= best[:, None]) & ~mask).sum(dim=1)
-        has_pos = mask.any(dim=1)
+        r, c = chunk_pairs(ci, s)
+        pos_scores = sims[r, c]
+        best = torch.full((e - s,), float('-inf'), device=dev).scatter_reduce_(
+            0, r, pos_scores, reduce='amax', include_self=True)
+        at_least = (sims >= best[:, None]).sum(dim=1)
+        positives_at_least = torch.zeros(e - s, dtype=torch.long, device=dev).scatter_add_(
+            0, r, (pos_scores >= best[r]).long())
+        has_pos = torch.zeros(e - s, dtype=torch.bool, device=dev).index_fill_(0, r, True)
+        counts = at_least - positives_at_least
         query_ranks[s:e] = torch.where(has_pos, counts, torch.full_like(counts, -1)).cpu()
         if reverse and len(c):
-            best_gallery.scatter_reduce_(0, c, sims[r, c], reduce='amax', include_self=True)
-        del sims, mask
+            best_gallery.scatter_reduce_(0, c, pos_scores, reduce='amax', include_self=True)
+        del sims
 
     if not reverse:
         return query_ranks, None
@@ -122,9 +124,10 @@ def retrieval_ranks(
     for ci, s in enumerate(starts):
         e = min(s + step, num_q)
         sims = block(s, e)
-        mask, _, _ = chunk_mask(ci, s, e)
-        gallery_counts += ((sims >= best_gallery[None, :]) & ~mask).sum(dim=0)
-        del sims, mask
+        r, c = chunk_pairs(ci, s)
+        gallery_counts += (sims >= best_gallery[None, :]).sum(dim=0)
+        gallery_counts.scatter_add_(0, c, -(sims[r, c] >= best_gallery[c]).long())
+        del sims
     has_pos = torch.zeros(num_g, dtype=torch.bool, device=dev).index_fill_(0, cols_t.to(dev), True)
     gallery_ranks = torch.where(has_pos, gallery_counts, torch.full_like(gallery_counts, -1)).cpu()
     return query_ranks, gallery_ranks

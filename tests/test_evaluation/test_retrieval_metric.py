@@ -147,3 +147,10 @@ def test_metric_rejects_samples_without_features():
     metric = RetrievalRecall()
     with pytest.raises(KeyError, match='neither image_feat nor text_feat'):
         metric.process(None, [DataSample(metainfo=dict(image_id=1)).to_dict()])
+
+
+def test_repeated_positive_counts_once_and_bad_index():
+    t2i, i2t = retrieval_ranks(similarity=SIM, positives=[[1, 1], [2, 3, 3], [0], []])
+    assert t2i.tolist() == T2I and i2t.tolist() == I2T
+    with pytest.raises(IndexError, match='outside the gallery'):
+        retrieval_ranks(similarity=SIM, positives=[[5], [], [], []])

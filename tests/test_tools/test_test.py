@@ -96,3 +96,24 @@ def test_missing_data_says_where_and_how(tmp_path, vocab_file):
         test_tool.main([cfg, str(ckpt), '--work-dir', str(tmp_path / 'work')])
     message = str(info.value)
     assert str(tmp_path / 'nowhere') in message and 'cifar-100-python.tar.gz' in message
+
+
+def test_distributed_two_ranks_drop_padding(tmp_path, vocab_file):
+    """torchrun with 2 CPU ranks (gloo): 7 images + 8 texts = 15 items, so one rank gets a padding
+    duplicate; the metrics must equal the single-process run."""
+    import os
+    import subprocess
+    write_retrieval_tsv(str(tmp_path / 'flickr'), split='test', num_images=7, seed=4)
+    cfg = tiny_test_config(tmp_path, 'retrieval_flickr30k-cn_vit-b-16.py', str(tmp_path / 'flickr'), vocab_file,
+                           retrieval=True)
+    ckpt = _checkpoints(tmp_path, cfg)['own']
+    single = test_tool.main([cfg, ckpt, '--work-dir', str(tmp_path / 'single')])
+    out = tmp_path / 'dist.json'
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO))
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', '29531',
+           str(REPO / 'tools' / 'test.py'), cfg, ckpt, '--launcher', 'pytorch', '--out', str(out),
+           '--work-dir', str(tmp_path / 'dist'), '--show-dir', str(tmp_path / 'show')]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(out.read_text()) == pytest.approx(single)
+    assert len(list((tmp_path / 'show').glob('retrieval_*.png'))) == 5
