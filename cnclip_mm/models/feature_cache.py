@@ -87,7 +87,9 @@ class FeatureCacheAccumulator:
                     img, txt = self._encode(self.model, inputs, idx)
                     all_img = torch.cat(cached_img[:j] + [img] + cached_img[j + 1:])
                     all_txt = torch.cat(cached_txt[:j] + [txt] + cached_txt[j + 1:])
-                    loss = net.loss_module(all_img, all_txt, net.logit_scale)
+                    # Count the temperature's gradient once, in the pass DDP synchronises.
+                    scale = net.logit_scale if last else net.logit_scale.detach()
+                    loss = net.loss_module(all_img, all_txt, scale)
                 optim_wrapper.backward(loss)
             if loss_value is None:
                 loss_value = loss.detach()

@@ -1,0 +1,62 @@
+"""Checkpoints load with weights_only=True; CLIPRunner reset options; RNG state round trip."""
+import os.path as osp
+import random
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from cnclip_mm.engine import CLIPRunner, RNGStateHook
+from cnclip_mm.engine.checkpoint_safety import mmengine_checkpoint_types
+from tests.test_engine.conftest import tiny_runner_cfg
+
+
+@pytest.fixture(scope='module')
+def trained(tiny_data, tmp_path_factory):
+    work = str(tmp_path_factory.mktemp('ckpt_run'))
+    cfg = tiny_runner_cfg(work, tiny_data, max_epochs=1, custom_hooks=[dict(type='RNGStateHook')])
+    CLIPRunner.from_cfg(Config(cfg)).train()
+    return work, cfg
+
+
+def test_checkpoint_loads_with_weights_only(trained):
+    work, _ = trained
+    ckpt = torch.load(osp.join(work, 'epoch_1.pth'), weights_only=True)
+    assert {'state_dict', 'optimizer', 'message_hub', 'meta', 'rng_state'} <= set(ckpt)
+    assert 'getattr' not in {getattr(t, '__name__', '') for t in mmengine_checkpoint_types()}
+
+
+def test_foreign_pickles_still_refused(tmp_path):
+    path = str(tmp_path / 'evil.pth')
+    torch.save({'x': random.Random(0)}, path)
+    with pytest.raises(Exception, match='Weights only load failed'):
+        torch.load(path)
+
+
+@pytest.mark.parametrize('reset', [None, 'reset_optimizer', 'reset_data_offset'])
+def test_resume_and_reset_options(trained, tiny_data, tmp_path, reset):
+    work, _ = trained
+    cfg = tiny_runner_cfg(str(tmp_path), tiny_data, max_epochs=1)
+    cfg.update(resume=True, load_from=osp.join(work, 'epoch_1.pth'))
+    if reset:
+        cfg[reset] = True
+    runner = CLIPRunner.from_cfg(Config(cfg))
+    runner._train_loop = runner.build_train_loop(runner._train_loop)
+    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    runner.param_schedulers = runner.build_param_scheduler(runner.param_schedulers)
+    runner.load_or_resume()
+    state = runner.optim_wrapper.optimizer.state
+    assert runner.train_loop.epoch == (0 if reset == 'reset_data_offset' else 1)
+    assert (len(state) == 0) == (reset == 'reset_optimizer')
+    weights = torch.load(osp.join(work, 'epoch_1.pth'))['state_dict']
+    torch.testing.assert_close(runner.model.state_dict()['logit_scale'], weights['logit_scale'])
+
+
+def test_rng_state_round_trip():
+    hook = RNGStateHook()
+    ckpt = {}
+    hook.before_save_checkpoint(None, ckpt)
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    hook.after_load_checkpoint(None, ckpt)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
