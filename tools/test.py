@@ -35,7 +35,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file or HF folder (any supported format)')
     parser.add_argument('--work-dir', help='folder for logs and pictures')
     parser.add_argument('--out', help='write the metrics to this JSON file')
-    parser.add_argument('--show-dir', help='write retrieval example pictures here (relative: under work dir)')
+    parser.add_argument('--show-dir', help='write retrieval / zero-shot example pictures here (relative: '
+                        'under the work dir)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries: a.b=1')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -59,7 +60,9 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg.resume = False
     if args.show_dir:
         hooks = list(cfg.get('custom_hooks') or [])
-        hooks.append(dict(type='RetrievalVisualizationHook', out_dir=args.show_dir))
+        zeroshot = (cfg.get('test_evaluator') or {}).get('type') == 'ZeroShotAccuracy'
+        hooks.append(dict(type='ZeroShotVisualizationHook' if zeroshot else 'RetrievalVisualizationHook',
+                          out_dir=args.show_dir))
         cfg.custom_hooks = hooks
     return cfg
 

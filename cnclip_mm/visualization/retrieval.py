@@ -54,3 +54,37 @@ def render_retrieval_example(caption: str, images: Sequence[np.ndarray], hits: S
     fig.savefig(out_file, dpi=80)
     plt.close(fig)
     return out_file
+
+
+def render_zeroshot_examples(images: Sequence[np.ndarray], top_names: Sequence[Sequence[str]],
+                             top_scores: Sequence[Sequence[float]], gt_names: Sequence[str], out_file: str,
+                             font_path: Optional[str] = None) -> str:
+    """Save one PNG: each image with its top-k class names and probabilities; correct top-1 framed
+    green, wrong red, the ground-truth name in the title."""
+    import matplotlib
+    matplotlib.use('Agg', force=False)
+    import matplotlib.pyplot as plt
+
+    from .fonts import cjk_font_properties
+
+    font = cjk_font_properties(font_path)
+    n = max(1, len(images))
+    fig, axes = plt.subplots(1, n, figsize=(2.4 * n, 3.6), squeeze=False)
+    for ax, img, names, scores, gt in zip(axes[0], images, top_names, top_scores, gt_names):
+        ax.imshow(img)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        color = '#1a9850' if names and names[0] == gt else '#d73027'
+        for spine in ax.spines.values():
+            spine.set_edgecolor(color)
+            spine.set_linewidth(5)
+        ax.set_title(f'gt: {gt}', fontproperties=font, fontsize=10)
+        ax.set_xlabel('\n'.join(f'{name} {score:.2f}' for name, score in zip(names, scores)),
+                      fontproperties=font, fontsize=9, color=color)
+    for ax in axes[0][len(images):]:
+        ax.axis('off')
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out_file)), exist_ok=True)
+    fig.savefig(out_file, dpi=80)
+    plt.close(fig)
+    return out_file

@@ -42,12 +42,34 @@ def test_zeroshot_cifar_three_formats(tmp_path, vocab_file):
     results = {}
     for fmt in ('own', 'official', 'hf'):
         out = tmp_path / f'metrics_{fmt}.json'
+        show = ['--show-dir', 'show'] if fmt == 'own' else []
         results[fmt] = test_tool.main([cfg, ckpts[fmt], '--work-dir', str(tmp_path / f'work_{fmt}'),
-                                       '--out', str(out)])
+                                       '--out', str(out)] + show)
         assert json.loads(out.read_text()) == pytest.approx(results[fmt])
     assert set(results['own']) == {'zeroshot/top1', 'zeroshot/top5'}
     assert results['official'] == pytest.approx(results['own'])
     assert results['hf'] == pytest.approx(results['own'])
+    picture = tmp_path / 'work_own' / 'show' / 'zeroshot_examples.png'
+    assert picture.stat().st_size > 5000
+
+
+def test_elevater_folder(tmp_path, vocab_file):
+    import numpy as np
+    from PIL import Image
+    root = tmp_path / 'elevater'
+    rng = np.random.default_rng(0)
+    for label in range(3):
+        (root / 'test' / f'{label:03d}').mkdir(parents=True)
+        for j in range(2):
+            Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(
+                root / 'test' / f'{label:03d}' / f'{j}.jpg')
+    (root / 'label_cn.txt').write_text('猫\n狗\n汽车\n', encoding='utf-8')
+    cfg = tiny_test_config(tmp_path, 'zeroshot_elevater.py', str(root), vocab_file, retrieval=False)
+    ckpt = _checkpoints(tmp_path, cfg)['own']
+    metrics = test_tool.main([cfg, ckpt, '--work-dir', str(tmp_path / 'work')])
+    # 3 classes: top-5 covers every class, top-1 is a multiple of 1/6
+    assert metrics['zeroshot/top5'] == 100.0
+    assert any(metrics['zeroshot/top1'] == pytest.approx(100 * i / 6) for i in range(7))
 
 
 def _direct_recall(model, tmp_path, data) -> dict:
