@@ -13,7 +13,7 @@ from cnclip_mm.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / 'tests' / 'test_evaluation'))
-from eval_fixtures import load_tool, tiny_test_config, write_retrieval_tsv  # noqa: E402
+from eval_fixtures import load_tool, tiny_test_config, write_cifar100, write_retrieval_tsv  # noqa: E402
 
 extract_features = load_tool('analysis/extract_features.py')
 topk_predictions = load_tool('analysis/topk_predictions.py')
@@ -49,6 +49,19 @@ def test_features_topk_evaluate_agree_with_metric(tmp_path, vocab_file):
         result = evaluate_predictions.main([gt_file, pred, '--out', str(tmp_path / f'{direction}.json')])
         for k in (1, 5, 10):
             assert result[f'{direction}_R@{k}'] == pytest.approx(expected[f'{direction}_R@{k}'])
+
+
+def test_extract_features_zeroshot_set(tmp_path, vocab_file):
+    labels = [3, 14, 15, 92, 65]
+    write_cifar100(str(tmp_path / 'cifar'), labels)
+    cfg = tiny_test_config(tmp_path, 'zeroshot_cifar100.py', str(tmp_path / 'cifar'), vocab_file, retrieval=False)
+    ckpt = tmp_path / 'tiny.pth'
+    torch.save(dict(state_dict=MODELS.build(Config.fromfile(cfg).model).state_dict()), ckpt)
+    written = extract_features.main([cfg, str(ckpt), '--out-dir', str(tmp_path / 'f'), '--device', 'cpu'])
+    assert sorted(Path(p).name for p in written) == ['image_feats.npy', 'image_ids.jsonl']
+    ids = [json.loads(line) for line in (tmp_path / 'f' / 'image_ids.jsonl').read_text().splitlines()]
+    assert ids == [dict(image_id=i, gt_label=label) for i, label in enumerate(labels)]
+    assert np.load(tmp_path / 'f' / 'image_feats.npy').shape == (5, 64)
 
 
 def test_evaluate_predictions_errors(tmp_path):
