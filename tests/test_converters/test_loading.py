@@ -90,3 +90,17 @@ def test_torchscript_and_bad_files_are_explained(tmp_path):
         load_state_dict_any(str(tmp_path / 'other.pth'))
     with pytest.raises(FileNotFoundError, match='missing.pt'):
         load_state_dict_any(str(tmp_path / 'missing.pt'))
+
+
+def test_loading_keeps_global_allow_list(tmp_path):
+    """Types another module allow-listed globally (for mmengine's resume) stay allow-listed after a load."""
+    from mmengine.logging import HistoryBuffer
+    torch.save(dict(state_dict={'text_projection': torch.zeros(2, 2)}), tmp_path / 'x.pth')
+    initial = torch.serialization.get_safe_globals()
+    torch.serialization.add_safe_globals([HistoryBuffer])
+    try:
+        safe_torch_load(str(tmp_path / 'x.pth'))
+        assert HistoryBuffer in torch.serialization.get_safe_globals()
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(initial)

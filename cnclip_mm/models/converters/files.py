@@ -40,7 +40,10 @@ def safe_torch_load(path: str) -> Any:
     if is_torchscript(path):
         raise ValueError(f'{path} is a TorchScript archive (e.g. an OpenAI CLIP release), not a state dict; '
                          'use it through the OpenAICLIPVisual initializer or save its state_dict() first')
-    with torch.serialization.safe_globals(_safe_globals()):
+    # Only what is not allow-listed already: leaving the context removes its entries from the global list,
+    # which must not undo registrations made elsewhere (e.g. for mmengine's resume).
+    registered = torch.serialization.get_safe_globals()
+    with torch.serialization.safe_globals([g for g in _safe_globals() if g not in registered]):
         try:
             return torch.load(path, map_location='cpu', weights_only=True)
         except Exception as err:  # torch raises UnpicklingError / RuntimeError with its own hints
