@@ -20,6 +20,7 @@ class BadSampleAwareDataset(BaseDataset):
         self.bad_samples = BadSampleLog(on_bad_sample)
         self.num_skipped_at_load = 0
         self.load_examples = []
+        self._skipped_indices = set()  # known bad items of this process, never re-drawn
         super().__init__(**kwargs)
 
     def full_init(self) -> None:
@@ -37,13 +38,22 @@ class BadSampleAwareDataset(BaseDataset):
     def prepare_data(self, idx: int) -> Optional[dict]:
         """Run the pipeline; with ``on_bad_sample='skip'`` a bad training item yields None.
 
-        :class:`mmengine.dataset.BaseDataset` then fetches another random item. In test mode
-        every item is needed for the metrics, so a bad one always raises.
+        :class:`mmengine.dataset.BaseDataset` then fetches another random item (never a known
+        bad one). In test mode every item is needed for the metrics, so a bad one always raises.
         """
         try:
             return self.pipeline(self.get_data_info(idx))
         except BadSampleError as err:
             if self.bad_samples.policy == 'error' or self.test_mode:
                 raise BadSampleError(f'{self.name} item {idx}: {err}') from err
+            self._skipped_indices.add(idx)
             self.bad_samples.record(str(err))
             return None
+
+    def _rand_another(self) -> int:
+        # mmengine re-draws a random item after a skip; never one already known bad, so each skip
+        # the log counts is one visit of the sampler (or one first-time re-draw), not a re-draw repeat.
+        while True:
+            idx = super()._rand_another()
+            if idx not in self._skipped_indices or len(self._skipped_indices) >= len(self):
+                return idx

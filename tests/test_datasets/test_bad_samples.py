@@ -3,6 +3,7 @@ import base64
 import json
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from data_writers import TEXTS, image_bytes, pipeline, write_jsonl_set, write_official
 from mmengine.dataset import ConcatDataset, pseudo_collate
@@ -152,3 +153,15 @@ def test_worker_error_reaches_the_main_process(tmp_path):
     with pytest.raises(BadSampleError, match='corrupt or truncated'):
         for _ in loader:
             pass
+
+
+def test_skip_counts_each_visit_once_whatever_the_redraw(tmp_path):
+    # The random re-draw after a skip never lands on a known bad item, so one pass over the data
+    # counts the bad item exactly once, for any random state.
+    ds = tsv(with_truncated_image(tmp_path), on_bad_sample='skip')
+    for seed in range(20):
+        np.random.seed(seed)
+        items = [ds[i] for i in range(len(ds))]
+        assert all(item is not None for item in items)
+        assert ds.bad_samples.count == 1, seed
+        ds.bad_samples.reset()
