@@ -109,3 +109,15 @@ def test_torchrun_two_processes_cpu(tmp_path, data_root):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'image tower unlocked' in proc.stdout + proc.stderr
     assert osp.isfile(osp.join(work, 'epoch_2.pth'))
+
+
+def test_run_demo_smoke(tmp_path):
+    from tools.run_demo import format_table
+    from tools.run_demo import main as demo_main
+    rows = demo_main(['--work-dir', str(tmp_path / 'work'), '--data-root', str(tmp_path / 'demo'),
+                      '--stage1-epochs', '1', '--stage2-epochs', '1', '--train-samples', '64'])
+    assert list(rows) == ['stage1', 'stage2']
+    assert osp.isfile(tmp_path / 'work' / 'stage1' / 'epoch_1.pth')
+    assert osp.isfile(tmp_path / 'demo' / 'vocab.txt')
+    table = format_table(rows)
+    assert table.count('\n') == 3 and 'mean_recall' in table
