@@ -82,7 +82,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
         runner = CLIPRunner.from_cfg(cfg)
         runner.train()
         rows[name] = runner.test()
-        load_from = osp.join(cfg.work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+        load_from = osp.join(cfg.work_dir, 'last_checkpoint')
         print(f'{name} done, test mean recall {rows[name]["retrieval/mean_recall"]:.1f}', flush=True)
     chance = 100.0 / 250
     print(f'\nRetrieval on the demo test split (250 images, 250 captions; R@1 by chance: {chance:.1f})')

@@ -2,7 +2,7 @@
 # i.e. the official --reset-optimizer --reset-data-offset).
 _base_ = ['./stage1.py']
 max_epochs = 12
-load_from = 'work_dirs/demo/stage1/epoch_8.pth'
+load_from = 'work_dirs/demo/stage1/last_checkpoint'
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=30),

@@ -1,5 +1,6 @@
 """Runner with the official ``--reset-optimizer`` / ``--reset-data-offset`` resume options."""
 import os
+import os.path as osp
 
 import torch
 import torch.distributed as torch_dist
@@ -16,6 +17,9 @@ class CLIPRunner(Runner):
     state. ``reset_data_offset=True``: a resume restarts at epoch 0 / iteration 0 with fresh
     parameter schedules (the optimizer state is still restored unless ``reset_optimizer``).
     Both together equal ``load_from`` (weights only), which is how stage 2 starts from stage 1.
+
+    ``load_from`` may also name a work dir's ``last_checkpoint`` file (written by ``CheckpointHook``):
+    the checkpoint it points to is loaded, so stage-2 configs need not know stage 1's file names.
     """
 
     reset_optimizer = False
@@ -40,9 +44,12 @@ class CLIPRunner(Runner):
         runner.reset_data_offset = bool(cfg.get('reset_data_offset', False))
         return runner
 
+    def load_checkpoint(self, filename: str, *args, **kwargs):
+        return super().load_checkpoint(resolve_checkpoint(filename), *args, **kwargs)
+
     def resume(self, filename: str, resume_optimizer: bool = True,
                resume_param_scheduler: bool = True, map_location='default') -> None:
-        super().resume(filename,
+        super().resume(resolve_checkpoint(filename),
                        resume_optimizer=resume_optimizer and not self.reset_optimizer,
                        resume_param_scheduler=resume_param_scheduler and not self.reset_data_offset,
                        map_location=map_location)
@@ -52,3 +59,20 @@ class CLIPRunner(Runner):
             self.logger.info('reset_data_offset: training restarts at epoch 0, iteration 0')
         if self.reset_optimizer:
             self.logger.info('reset_optimizer: optimizer state not restored')
+
+
+def resolve_checkpoint(filename: str) -> str:
+    """Follow a ``last_checkpoint`` pointer file to the checkpoint it names."""
+    if osp.basename(filename) != 'last_checkpoint':
+        return filename
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} does not exist: has the previous stage been trained into '
+                                f'{osp.dirname(filename)}?')
+    with open(filename) as f:
+        target = f.read().strip()
+    if not target:
+        raise ValueError(f'{filename} is empty: expected the path of a checkpoint')
+    beside = osp.join(osp.dirname(filename), osp.basename(target))
+    if not osp.exists(target) and osp.exists(beside):  # the work dir was moved or copied
+        target = beside
+    return target

@@ -1,0 +1,15 @@
+# Chinese CLIP ViT-H/14 pretraining, stage 1 (locked-image tuning): image tower from open_clip (LAION-2B)
+# (open_clip_vit_h_14_laion2b.bin under pretrained/), locked; text tower from hfl/chinese-roberta-wwm-ext-large. Data: MUGE here, swap in your
+# pairs (docs/data.md). python tools/train.py THIS_FILE  |  tools/dist_train.sh THIS_FILE 8
+_base_ = [
+    './_base_/models/vit-h-14.py',
+    './_base_/datasets/muge.py',
+    './_base_/schedules/pretrain_adamw_cosine.py',
+    './_base_/default_runtime.py',
+]
+model = dict(
+    image_encoder=dict(init_cfg=dict(type='OpenAICLIPVisual', checkpoint='pretrained/open_clip_vit_h_14_laion2b.bin')),
+    text_encoder=dict(pretrained='hfl/chinese-roberta-wwm-ext-large'),
+)
+optim_wrapper = dict(optimizer=dict(lr=0.0005))
+custom_hooks = [dict(type='LogitScaleClampHook'), dict(type='RNGStateHook'), dict(type='TowerLockHook')]

@@ -1,0 +1,15 @@
+# Chinese CLIP ViT-L/14 pretraining, stage 1 (locked-image tuning): image tower from OpenAI CLIP
+# (ViT-L-14.pt under pretrained/), locked; text tower from hfl/chinese-roberta-wwm-ext. Data: MUGE here, swap in your
+# pairs (docs/data.md). python tools/train.py THIS_FILE  |  tools/dist_train.sh THIS_FILE 8
+_base_ = [
+    './_base_/models/vit-l-14.py',
+    './_base_/datasets/muge.py',
+    './_base_/schedules/pretrain_adamw_cosine.py',
+    './_base_/default_runtime.py',
+]
+model = dict(
+    image_encoder=dict(init_cfg=dict(type='OpenAICLIPVisual', checkpoint='pretrained/ViT-L-14.pt')),
+    text_encoder=dict(pretrained='hfl/chinese-roberta-wwm-ext'),
+)
+optim_wrapper = dict(optimizer=dict(lr=0.0004))
+custom_hooks = [dict(type='LogitScaleClampHook'), dict(type='RNGStateHook'), dict(type='TowerLockHook')]

@@ -1,0 +1,6 @@
+# Chinese CLIP ViT-H/14 pretraining, stage 2: everything unlocked, weights from stage 1's last
+# checkpoint (load_from = weights only: official --reset-optimizer --reset-data-offset).
+_base_ = ['./stage1_vit-h-14.py']
+model = dict(image_encoder=dict(init_cfg=None), text_encoder=dict(pretrained=None))
+load_from = 'work_dirs/stage1_vit-h-14/last_checkpoint'
+custom_hooks = [dict(type='LogitScaleClampHook'), dict(type='RNGStateHook')]
