@@ -1,0 +1,173 @@
+"""ms per training step and peak memory: our ChineseCLIP vs transformers' ChineseCLIPModel.
+
+ViT-B/16 + RoBERTa-base, batch 8, 224 px, context 52, CPU; fp32 and bf16 autocast, with and
+without gradient checkpointing. Both models hold the same weights (ours converted with
+``cnclip_mm.models.converters.hf.mm_to_hf``). One step = forward, symmetric contrastive loss,
+backward, AdamW step. Each case runs in a fresh process; peak memory is the rise of the process's
+resident-set high-water mark during the timed steps (reset through /proc/self/clear_refs).
+
+    python benchmarks/train_step.py [--steps 3] [--batch 8] [--threads N]
+"""
+import argparse
+import math
+import multiprocessing as mp
+import os.path as osp
+import re
+import sys
+import time
+from typing import Dict, List, Optional
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import torch  # noqa: E402
+
+CONTEXT = 52
+
+
+def _hwm_kib() -> int:
+    with open('/proc/self/status') as f:
+        return int(re.search(r'VmHWM:\s+(\d+)', f.read()).group(1))
+
+
+def _reset_hwm() -> None:
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')
+
+
+def _build_ours():
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from cnclip_mm.registry import MODELS
+    init_default_scope('cnclip_mm')
+    cfg = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'models', 'vit-b-16.py')).model
+    cfg.tokenizer = None
+    torch.manual_seed(0)
+    return MODELS.build(cfg)
+
+
+def _build_hf(ours):
+    from transformers import ChineseCLIPModel
+
+    from cnclip_mm.models.converters.hf import mm_to_hf
+    from cnclip_mm.models.converters.hf_export import build_hf_config
+    hf = ChineseCLIPModel(build_hf_config(ours))
+    hf.load_state_dict(mm_to_hf({k: v.detach() for k, v in ours.state_dict().items()}), strict=True)
+    return hf
+
+
+def _batch(n: int):
+    g = torch.Generator().manual_seed(1)
+    images = torch.randn(n, 3, 224, 224, generator=g)
+    ids = torch.randint(106, 21128, (n, CONTEXT), generator=g)
+    lengths = torch.randint(8, CONTEXT, (n,), generator=g)
+    ids[:, 0] = 101
+    for i, length in enumerate(lengths.tolist()):
+        ids[i, length] = 102
+        ids[i, length + 1:] = 0
+    return images, ids
+
+
+def _step_fns(impl: str, model, images, ids):
+    if impl == 'ours':
+        inputs = dict(images=images, text_ids=ids, image_slots=list(range(len(ids))),
+                      text_slots=list(range(len(ids))))
+        return lambda: model(inputs=inputs, mode='loss')['loss']
+    mask = (ids != 0).long()
+    return lambda: model(input_ids=ids, attention_mask=mask, pixel_values=images, return_loss=True).loss
+
+
+def _case(impl: str, dtype: str, ckpt: bool, steps: int, batch: int, threads: int, queue) -> None:
+    torch.set_num_threads(threads)
+    ours = _build_ours()
+    model = ours if impl == 'ours' else _build_hf(ours)
+    if impl == 'hf':
+        del ours
+    model.train()
+    if ckpt:
+        if impl == 'ours':
+            model.set_grad_checkpointing(True)
+        elif hasattr(model, 'activation_checkpointing_enable'):  # transformers >= 5
+            model.activation_checkpointing_enable(dict(use_reentrant=False))
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=dict(use_reentrant=False))
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.2)
+    images, ids = _batch(batch)
+    loss_fn = _step_fns(impl, model, images, ids)
+
+    def step():
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=dtype == 'bf16'):
+            loss = loss_fn()
+        loss.backward()
+        optim.step()
+        optim.zero_grad(set_to_none=True)
+        return loss.item()
+
+    step()  # warm-up: allocator, optimizer state
+    base = _hwm_kib()
+    _reset_hwm()
+    base = min(base, _hwm_kib())
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    queue.put(dict(ms=times[len(times) // 2], peak_mib=(_hwm_kib() - base) / 1024))
+
+
+def _same_loss_check() -> float:
+    """fp32, dropout off: both implementations give the same loss on the same batch."""
+    ours = _build_ours().eval()
+    hf = _build_hf(ours).eval()
+    images, ids = _batch(4)
+    with torch.no_grad():
+        a = _step_fns('ours', ours, images, ids)().item()
+        b = _step_fns('hf', hf, images, ids)().item()
+    return abs(a - b)
+
+
+def run(steps: int, batch: int, threads: int) -> List[Dict]:
+    ctx = mp.get_context('spawn')
+    rows = []
+    for dtype in ('fp32', 'bf16'):
+        for ckpt in (False, True):
+            row = dict(dtype=dtype, ckpt=ckpt)
+            for impl in ('ours', 'hf'):
+                queue = ctx.Queue()
+                proc = ctx.Process(target=_case, args=(impl, dtype, ckpt, steps, batch, threads, queue))
+                proc.start()
+                res = queue.get()
+                proc.join()
+                row[impl] = res
+            rows.append(row)
+            _print_row(row)
+    return rows
+
+
+def _print_row(row: Dict) -> None:
+    o, h = row['ours'], row['hf']
+    print(f"| {row['dtype']} | {'on' if row['ckpt'] else 'off'} | {o['ms']:.0f} | {h['ms']:.0f} | "
+          f"{o['ms'] / h['ms']:.2f} | {o['peak_mib']:.0f} | {h['peak_mib']:.0f} | "
+          f"{o['peak_mib'] / max(h['peak_mib'], 1e-9):.2f} |", flush=True)
+
+
+def main(argv: Optional[List[str]] = None) -> List[Dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--steps', type=int, default=3, help='timed steps per case (median reported)')
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--threads', type=int, default=torch.get_num_threads())
+    args = parser.parse_args(argv)
+    diff = _same_loss_check()
+    print(f'ViT-B/16 + RoBERTa-base, batch {args.batch}, CPU, {args.threads} threads; '
+          f'|loss(ours) - loss(HF)| with shared weights, fp32 eval: {diff:.2e}')
+    if not math.isfinite(diff) or diff > 1e-4:
+        raise SystemExit('the two implementations disagree: the timing comparison would be meaningless')
+    print('| dtype | grad ckpt | ours ms/step | HF ms/step | ratio | ours peak MiB | HF peak MiB | ratio |')
+    print('|---|---|---|---|---|---|---|---|')
+    return run(args.steps, args.batch, args.threads)
+
+
+if __name__ == '__main__':
+    main()
