@@ -109,10 +109,10 @@ def main(argv: Optional[List[str]] = None) -> Runner:
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
         model.set_grad_checkpointing(True)
     runner.train()
-    if args.launcher != 'none' and torch.distributed.is_initialized():
-        # Without this gloo's worker threads can abort the process at interpreter exit.
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    if args.launcher != 'none':
+        # An orderly shutdown: otherwise gloo can deadlock or abort at interpreter exit.
+        from cnclip_mm.engine import teardown_distributed
+        teardown_distributed(runner)
     return runner
 
 

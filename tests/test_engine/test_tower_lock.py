@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
-from cnclip_mm.engine import CLIPRunner, TowerLockHook, unwrap_model
+from cnclip_mm.engine import CLIPRunner, TowerLockHook, teardown_distributed, unwrap_model
 from cnclip_mm.registry import MODELS
 from tests.test_engine.conftest import RN_IMAGE_ENCODER, tiny_runner_cfg
 
@@ -140,6 +140,10 @@ def _ddp_worker(rank, port, work_dir, data_root, out_dir):
     params = {k: v.detach().clone() for k, v in unwrap_model(runner.model).state_dict().items()}
     torch.save(dict(states=states, final=params, wrapper=type(runner.model).__name__),
                os.path.join(out_dir, f'rank{rank}.pt'))
+    for hook in runner.hooks:
+        if isinstance(hook, Snapshots):
+            hook.wrappers.clear()
+    teardown_distributed(runner)
 
 
 def test_ddp_two_processes_lock_then_unlock(tiny_data):

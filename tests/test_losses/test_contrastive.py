@@ -1,4 +1,5 @@
 """ContrastiveLoss: direct computation on a hand-made batch and 2-process DDP equivalence."""
+import gc
 import math
 import os
 import socket
@@ -83,20 +84,23 @@ def _batch():
 def _worker(rank, world, port, local_loss, out_dir):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=world)
-    try:
-        model = nn.parallel.DistributedDataParallel(_Towers())
-        x, t = _batch()
-        n = x.shape[0] // world
-        img, txt = model(x[rank * n:(rank + 1) * n], t[rank * n:(rank + 1) * n])
-        loss = ContrastiveLoss(local_loss=local_loss)(img, txt, model.module.logit_scale)
-        loss.backward()
-        mean_loss = loss.detach().clone()
-        dist.all_reduce(mean_loss)
-        mean_loss /= world
-        torch.save({'loss': mean_loss, 'grads': {k: p.grad for k, p in model.module.named_parameters()}},
-                   os.path.join(out_dir, f'rank{rank}.pt'))
-    finally:
-        dist.destroy_process_group()
+    _ddp_step(rank, world, local_loss, out_dir)
+    gc.collect()  # the DDP reducer must go before the process group (gloo teardown deadlock)
+    dist.destroy_process_group()
+
+
+def _ddp_step(rank, world, local_loss, out_dir):
+    model = nn.parallel.DistributedDataParallel(_Towers())
+    x, t = _batch()
+    n = x.shape[0] // world
+    img, txt = model(x[rank * n:(rank + 1) * n], t[rank * n:(rank + 1) * n])
+    loss = ContrastiveLoss(local_loss=local_loss)(img, txt, model.module.logit_scale)
+    loss.backward()
+    mean_loss = loss.detach().clone()
+    dist.all_reduce(mean_loss)
+    mean_loss /= world
+    torch.save({'loss': mean_loss, 'grads': {k: p.grad for k, p in model.module.named_parameters()}},
+               os.path.join(out_dir, f'rank{rank}.pt'))
 
 
 def _free_port():

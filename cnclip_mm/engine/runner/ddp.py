@@ -3,9 +3,11 @@
 DDP fixes the set of parameters it reduces when it wraps the model. Locking or unlocking a tower
 later changes that set, so :func:`rewrap_ddp` rebuilds the wrapper around the same module.
 """
+import gc
 from typing import Dict, Union
 
 import torch
+import torch.distributed as dist
 from mmengine.model import MMDistributedDataParallel, is_model_wrapper
 from mmengine.optim import OptimWrapper
 from torch import nn
@@ -58,3 +60,18 @@ def rewrap_ddp(ddp: nn.Module) -> nn.Module:
     if isinstance(ddp, MMDistributedDataParallel):
         kwargs['detect_anomalous_params'] = ddp.detect_anomalous_params
     return type(ddp)(module=ddp.module, **kwargs)
+
+
+def teardown_distributed(runner) -> None:
+    """Unwrap ``runner.model`` and then destroy the process group, in that order.
+
+    If the process group's last reference goes away inside a DDP reducer's destructor (e.g. when the
+    runner is garbage-collected at exit), gloo's destructor joins a worker thread that waits for the
+    GIL held by that very destructor: a deadlock. Dropping the wrappers while the default group is
+    still alive, then destroying the group, avoids it.
+    """
+    runner.model = unwrap_model(runner.model)
+    gc.collect()
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
