@@ -11,6 +11,7 @@ from contextlib import nullcontext
 from typing import Dict, List
 
 import torch
+from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 from torch import nn
@@ -34,6 +35,8 @@ class FeatureCacheAccumulator:
             raise ValueError(f'FeatureCacheAccumulator: accum_freq must be >= 1, got {accum_freq}')
         self.model = model
         self.accum_freq = accum_freq
+        print_log(f'feature-cache accumulation: {accum_freq} micro-batches per optimizer step'
+                  f'{" (DDP)" if is_model_wrapper(model) else ""}', logger='current')
 
     @property
     def net(self) -> nn.Module:

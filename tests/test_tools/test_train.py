@@ -109,6 +109,7 @@ def test_torchrun_two_processes_cpu(tmp_path, data_root):
     proc = subprocess.run(cmd, env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'image tower unlocked' in proc.stdout + proc.stderr
+    assert 'feature-cache accumulation: 2 micro-batches per optimizer step (DDP)' in proc.stdout + proc.stderr
     assert osp.isfile(osp.join(work, 'epoch_2.pth'))
 
 

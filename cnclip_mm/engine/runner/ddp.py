@@ -35,8 +35,10 @@ class CLIPDistributedDataParallel(MMDistributedDataParallel):
                    optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:
         accum_freq = getattr(self.module, 'accum_freq', 1)
         if accum_freq > 1:
-            from cnclip_mm.models.feature_cache import FeatureCacheAccumulator
-            return FeatureCacheAccumulator(self, accum_freq).train_step(data, optim_wrapper)
+            if getattr(self, '_accumulator', None) is None:
+                from cnclip_mm.models.feature_cache import FeatureCacheAccumulator
+                self._accumulator = FeatureCacheAccumulator(self, accum_freq)
+            return self._accumulator.train_step(data, optim_wrapper)
         return super().train_step(data, optim_wrapper)
 
 
