@@ -12,4 +12,4 @@ model = dict(
     text_encoder=dict(pretrained='hfl/chinese-roberta-wwm-ext-large'),
 )
 optim_wrapper = dict(optimizer=dict(lr=0.0005))
-custom_hooks = [dict(type='LogitScaleClampHook'), dict(type='RNGStateHook'), dict(type='TowerLockHook')]
+custom_hooks = [dict(type='TowerLockHook')]

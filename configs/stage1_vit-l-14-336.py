@@ -12,7 +12,7 @@ model = dict(
     text_encoder=dict(pretrained='hfl/chinese-roberta-wwm-ext'),
 )
 optim_wrapper = dict(optimizer=dict(lr=0.0004))
-custom_hooks = [dict(type='LogitScaleClampHook'), dict(type='RNGStateHook'), dict(type='TowerLockHook')]
+custom_hooks = [dict(type='TowerLockHook')]
 # 336 px input: the dataset base works at 224.
 train_dataloader = dict(dataset=dict(pipeline=[
     dict(type='LoadImage'), dict(type='RandomResizedCrop', scale=336, crop_scale=(0.9, 1.0)),

@@ -12,4 +12,4 @@ model = dict(
     text_encoder=dict(pretrained='hfl/chinese-roberta-wwm-ext'),
 )
 optim_wrapper = dict(optimizer=dict(lr=0.0004))
-custom_hooks = [dict(type='LogitScaleClampHook'), dict(type='RNGStateHook'), dict(type='TowerLockHook')]
+custom_hooks = [dict(type='TowerLockHook')]

@@ -3,4 +3,4 @@
 _base_ = ['./stage1_vit-h-14.py']
 model = dict(image_encoder=dict(init_cfg=None), text_encoder=dict(pretrained=None))
 load_from = 'work_dirs/stage1_vit-h-14/last_checkpoint'
-custom_hooks = [dict(type='LogitScaleClampHook'), dict(type='RNGStateHook')]
+custom_hooks = []  # stage 2: no TowerLockHook, every parameter trains

@@ -10,8 +10,12 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2000, max_keep_ckpts=3,
                     save_last=True, save_best='retrieval/mean_recall', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # Always on, so leaf configs' custom_hooks never have to repeat them:
+    logit_scale_clamp=dict(type='LogitScaleClampHook'),  # keep exp(logit_scale) <= 100 after each step
+    rng_state=dict(type='RNGStateHook'),  # RNG states in checkpoints: a resume continues bit-exactly
+    bad_samples=dict(type='BadSampleReportHook'),  # skipped bad samples counted and logged per epoch
 )
-custom_hooks = [dict(type='LogitScaleClampHook'), dict(type='RNGStateHook')]
+custom_hooks = []
 
 env_cfg = dict(
     cudnn_benchmark=False,

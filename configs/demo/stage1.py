@@ -23,6 +23,5 @@ param_scheduler = [
 train_cfg = dict(max_epochs=max_epochs, val_interval=4)
 default_hooks = dict(logger=dict(interval=10),
                      checkpoint=dict(by_epoch=True, interval=max_epochs, max_keep_ckpts=1))
-custom_hooks = [dict(type='LogitScaleClampHook'), dict(type='RNGStateHook'),
-                dict(type='TowerLockHook')]
+custom_hooks = [dict(type='TowerLockHook')]
 work_dir = 'work_dirs/demo/stage1'

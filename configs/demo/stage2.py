@@ -10,5 +10,5 @@ param_scheduler = [
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=6)
 default_hooks = dict(checkpoint=dict(interval=max_epochs))
-custom_hooks = [dict(type='LogitScaleClampHook'), dict(type='RNGStateHook')]
+custom_hooks = []  # stage 2: no TowerLockHook, every parameter trains
 work_dir = 'work_dirs/demo/stage2'

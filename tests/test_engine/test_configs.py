@@ -31,7 +31,9 @@ def test_stage_pairs(variant):
         assert cfg.optim_wrapper.optimizer.betas == ((0.9, 0.999) if variant == 'rn50' else (0.9, 0.98))
         assert cfg.param_scheduler[0].type == 'LinearLR' and cfg.param_scheduler[0].end == 500
         assert cfg.param_scheduler[1].type == 'CosineAnnealingLR'
-        assert _hooks(cfg, 'LogitScaleClampHook')
+        assert cfg.default_hooks.logit_scale_clamp.type == 'LogitScaleClampHook'
+        assert cfg.default_hooks.rng_state.type == 'RNGStateHook'
+        assert cfg.default_hooks.bad_samples.type == 'BadSampleReportHook'
     lock = _hooks(s1, 'TowerLockHook')
     assert lock and lock[0].get('unlock_epoch') is None and lock[0].get('unlock_iter') is None
     assert s1.model.image_encoder.init_cfg.type == 'OpenAICLIPVisual'

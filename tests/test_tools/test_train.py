@@ -88,7 +88,7 @@ def test_resume_auto_without_checkpoint_starts_from_load_from(tmp_path, data_roo
     stage1 = osp.join(first, 'epoch_1.pth')
     second = str(tmp_path / 'stage2')
     runner = main([cfg, '--work-dir', second, '--no-validate', '--resume', '--load-from', stage1,
-                   '--cfg-options', 'custom_hooks.2.unlock_epoch=0'])
+                   '--cfg-options', 'custom_hooks.0.unlock_epoch=0'])
     assert runner.train_loop.epoch == 1  # fresh counters: weights only from stage 1
     assert not torch.equal(_weights(second, 'epoch_1.pth')['image_encoder.conv1.weight'],
                            _weights(first, 'epoch_1.pth')['image_encoder.conv1.weight'])
