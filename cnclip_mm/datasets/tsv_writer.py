@@ -9,6 +9,8 @@ from typing import Dict, Iterator, List, Tuple
 
 from PIL import Image
 
+from .bad_samples import BadSampleLog
+from .jsonl_reader import iter_jsonl
 from .progress import progress
 
 
@@ -23,18 +25,11 @@ def _iter_captions(path: str) -> Iterator[Tuple[str, str, List[str]]]:
             for row in reader:
                 yield f'{path} line {reader.line_num}', row['image'], [row['caption']]
         return
-    with open(path, encoding='utf-8') as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f'{path} line {lineno}'
-            try:
-                obj = json.loads(line)
-                image, caption = obj['image'], obj['caption']
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
-                raise ValueError(f'{where}: need {{"image": ..., "caption": ...}} '
-                                 f'({type(err).__name__}: {err})') from err
-            yield where, image, caption if isinstance(caption, list) else [caption]
+    for where, obj in iter_jsonl(path, BadSampleLog('error')):
+        if 'image' not in obj or 'caption' not in obj:
+            raise ValueError(f'{where}: need {{"image": ..., "caption": ...}}, got keys {sorted(obj)}')
+        caption = obj['caption']
+        yield where, obj['image'], caption if isinstance(caption, list) else [caption]
 
 
 def convert_to_tsv(img_dir: str, captions: str, out_dir: str, split: str = 'train',

@@ -91,3 +91,16 @@ def test_check_dataset_reports_counts_broken_and_lengths(tmp_path, vocab_file, c
 def test_make_demo_data_tool(tmp_path):
     root = tool('make_demo_data').main(['--root', str(tmp_path / 'demo')])
     assert (Path(root) / 'vocab.txt').is_file() and (Path(root) / 'train_imgs.tsv').is_file()
+
+
+def test_convert_to_tsv_names_the_bad_caption_line(tmp_path):
+    write_jsonl_set(tmp_path / 'src')
+    convert = tool('convert_to_tsv')
+    bad = tmp_path / 'bad.jsonl'
+    for lines, pattern in ((['{"image": "a.png", "caption": "猫"}', '{"image": "a.png", "capt'],
+                            r'bad\.jsonl line 2: malformed JSON'),
+                           (['{"image": "a.png"}'], r'bad\.jsonl line 1: need .*got keys \[\'image\'\]')):
+        bad.write_text('\n'.join(lines) + '\n', encoding='utf-8')
+        with pytest.raises(ValueError, match=pattern):
+            convert.main(['--img-dir', str(tmp_path / 'src' / 'images'), '--captions', str(bad),
+                          '--out-dir', str(tmp_path / 'out'), '--no-progress'])
