@@ -1,4 +1,5 @@
 """ChineseBertEncoder: [CLS] feature with the pad mask, offline config or a local pretrained folder."""
+import pytest
 import torch
 from transformers import BertConfig, BertModel
 
@@ -26,3 +27,8 @@ def test_stage1_text_tower_from_a_local_bert_folder(tmp_path):
     ids = torch.tensor([[101, 5, 6, 7, 102, 0, 0], [101, 9, 102, 0, 0, 0, 0]])
     expect = bert(input_ids=ids, attention_mask=(ids != 0).long()).last_hidden_state[:, 0]
     assert torch.allclose(enc(ids), expect, atol=1e-6)
+
+
+def test_missing_pretrained_names_the_key(tmp_path):
+    with pytest.raises(OSError, match=r"text_encoder.pretrained=.*no_such_bert.*local folder"):
+        ChineseBertEncoder(pretrained=str(tmp_path / 'no_such_bert'))

@@ -37,7 +37,14 @@ class ChineseBertEncoder(BaseModule):
 
         self.pad_token_id = pad_token_id
         if pretrained:
-            self.bert = BertModel.from_pretrained(pretrained, add_pooling_layer=False)
+            try:
+                self.bert = BertModel.from_pretrained(pretrained, add_pooling_layer=False)
+            except OSError as err:  # offline, or a typo'd folder: name the config key to change
+                raise OSError(
+                    f'text_encoder.pretrained={pretrained!r}: cannot load a BERT from it ({err}). '
+                    'Point it at a local folder with config.json and the weights (e.g. a downloaded '
+                    'hfl/chinese-roberta-wwm-ext), or set it to None to start from random weights.'
+                ) from err
         else:
             fields = dict(vocab_size=vocab_size, max_position_embeddings=512, type_vocab_size=2,
                           hidden_act='gelu', hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
