@@ -39,6 +39,8 @@ def init_model(config: Union[str, Config, dict, None] = None, checkpoint: Option
         model_cfg = _model_cfg(config)
     else:
         model_cfg = _stored_model_cfg(extra) or infer_model_cfg(state_dict, fmt, extra)
+    if state_dict is not None:
+        _drop_pretrained_sources(model_cfg, state_dict, fmt, extra)
     vocab = vocab_file or extra.get('vocab_file')
     if vocab:
         old = model_cfg.get('tokenizer') or {}
@@ -56,6 +58,24 @@ def init_model(config: Union[str, Config, dict, None] = None, checkpoint: Option
             model.dataset_meta = dataset_meta
     model.cfg = model_cfg
     return model.to(device).eval()
+
+
+def _drop_pretrained_sources(model_cfg: dict, state_dict: dict, fmt: str, extra: dict) -> None:
+    """The checkpoint overwrites every weight, so never fetch a stage-1 source first.
+
+    A stage-1 config names its BERT by ``text_encoder.pretrained`` (often a hub name): building it would
+    need the hub (failing offline) only to throw the weights away. The tower is built from the
+    checkpoint's shapes instead; the image tower's ``init_cfg`` is never run here (no ``init_weights``).
+    """
+    text_cfg = model_cfg.get('text_encoder') or {}
+    if text_cfg.get('pretrained'):
+        inferred = infer_model_cfg(state_dict, fmt, extra)['text_encoder']
+        # A preset recognised from the shapes is exact; otherwise a custom arch dict in the config
+        # keeps its head count, which shapes cannot tell.
+        arch = text_cfg['arch'] if (isinstance(text_cfg.get('arch'), dict)
+                                    and not isinstance(inferred['arch'], str)) else inferred['arch']
+        model_cfg['text_encoder'] = dict(text_cfg, pretrained=None, arch=arch,
+                                         vocab_size=inferred['vocab_size'])
 
 
 def _model_cfg(config: Union[str, Config, dict]) -> dict:

@@ -43,3 +43,34 @@ def test_config_plus_official_checkpoint(tiny_model_cfg, tmp_path, vocab_file):
         init_model(wrong, str(path))
     loose = init_model(wrong, str(path), strict=False)  # logged, the matching part still loads
     assert torch.equal(loose.image_encoder.conv1.weight, source.image_encoder.conv1.weight)
+
+
+def test_stage1_checkpoint_loads_without_its_pretrained_bert(tiny_model_cfg, tmp_path):
+    # A stage-1 run's stored config names the BERT it started from (often a hub name, or a folder
+    # gone since): loading the checkpoint must not need it, the weights come from the checkpoint.
+    source = init_model(tiny_model_cfg)
+    stored = dict(tiny_model_cfg, text_encoder=dict(tiny_model_cfg['text_encoder'],
+                                                    pretrained=str(tmp_path / 'bert_folder_gone')))
+    meta = dict(cfg=Config(dict(model=stored)).pretty_text)
+    path = tmp_path / 'epoch_1.pth'
+    torch.save(dict(state_dict=source.state_dict(), meta=meta), path)
+    model = init_model(checkpoint=str(path))
+    assert model.cfg['text_encoder']['pretrained'] is None
+    assert model.text_encoder.config.num_attention_heads == 2  # the config's custom arch is kept
+    ids = model.tokenizer(['你好'])
+    assert torch.equal(model.extract_text_feat(ids), source.eval().extract_text_feat(ids))
+
+
+def test_stage1_preset_arch_comes_from_the_shapes(tmp_path):
+    from cnclip_mm.apis.init_model import _drop_pretrained_sources
+    cfg = dict(text_encoder=dict(type='ChineseBertEncoder', arch='base', pretrained='hfl/rbt3'))
+    state = {'text_projection': torch.zeros(768, 8), 'image_encoder.proj': torch.zeros(16, 8),
+             'image_encoder.conv1.weight': torch.zeros(16, 3, 8, 8),
+             'image_encoder.positional_embedding': torch.zeros(17, 16),
+             'text_encoder.bert.embeddings.word_embeddings.weight': torch.zeros(21128, 768),
+             'text_encoder.bert.embeddings.position_embeddings.weight': torch.zeros(512, 768)}
+    for i in range(3):
+        state[f'text_encoder.bert.encoder.layer.{i}.intermediate.dense.weight'] = torch.zeros(3072, 768)
+        state[f'image_encoder.transformer.resblocks.{i}.attn.in_proj_weight'] = torch.zeros(48, 16)
+    _drop_pretrained_sources(cfg, state, 'mm', {})
+    assert cfg['text_encoder']['arch'] == 'rbt3' and cfg['text_encoder']['pretrained'] is None
