@@ -60,3 +60,31 @@ def test_rng_state_round_trip():
     expected = (random.random(), np.random.rand(), torch.rand(1).item())
     hook.after_load_checkpoint(None, ckpt)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_load_from_a_foreign_checkpoint_is_converted_and_strict(trained, tiny_data, tmp_path):
+    from cnclip_mm.models.converters import CheckpointMismatchError, mm_to_official
+    work, _ = trained
+    weights = torch.load(osp.join(work, 'epoch_1.pth'))['state_dict']
+    official = str(tmp_path / 'epoch_latest.pt')  # official layout, module. prefixes
+    torch.save(dict(epoch=1, step=1, name='x', state_dict=mm_to_official(weights)), official)
+
+    def runner_for(load_from, resume=False):
+        cfg = tiny_runner_cfg(str(tmp_path / f'run{resume}'), tiny_data, max_epochs=1)
+        cfg.update(load_from=load_from, resume=resume)
+        runner = CLIPRunner.from_cfg(Config(cfg))
+        runner._train_loop = runner.build_train_loop(runner._train_loop)
+        runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+        runner.param_schedulers = runner.build_param_scheduler(runner.param_schedulers)
+        return runner
+
+    runner = runner_for(official)
+    runner.load_or_resume()
+    for key, value in runner.model.state_dict().items():
+        torch.testing.assert_close(value, weights[key], msg=key)
+    with pytest.raises(ValueError, match='cannot resume from .*official-format'):
+        runner_for(official, resume=True).load_or_resume()
+    truncated = mm_to_official({k: v for k, v in weights.items() if 'ln_post' not in k})
+    torch.save(dict(state_dict=truncated), official)
+    with pytest.raises(CheckpointMismatchError, match='ln_post'):
+        runner_for(official).load_or_resume()

@@ -4,6 +4,7 @@ import os.path as osp
 
 import torch
 import torch.distributed as torch_dist
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from cnclip_mm.registry import RUNNERS
@@ -45,14 +46,36 @@ class CLIPRunner(Runner):
         return runner
 
     def load_checkpoint(self, filename: str, *args, **kwargs):
-        return super().load_checkpoint(resolve_checkpoint(filename), *args, **kwargs)
+        """Load weights; a foreign checkpoint (official, HF, mmpretrain) is converted and loaded strictly.
+
+        mmengine's own loader neither renames keys nor checks them (``strict=False``), so an official
+        ``.pt`` given as ``load_from`` would load nothing and training would start from random weights.
+        """
+        filename = resolve_checkpoint(filename)
+        from cnclip_mm.models.converters import load_state_dict_any, load_state_dict_into
+        state_dict, fmt, _ = load_state_dict_any(filename)
+        if fmt == 'mm':
+            return super().load_checkpoint(filename, *args, **kwargs)
+        if self._resuming:
+            raise ValueError(f'cannot resume from {filename}: it is a {fmt}-format checkpoint without the '
+                             'optimizer and loop state of a cnclip-mm run; use load_from (weights only)')
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        load_state_dict_into(model, state_dict, strict=True, source=f'{filename} ({fmt} format)')
+        self.logger.info(f'load_from: {filename} converted from the {fmt} format and loaded strictly')
+        return dict(state_dict=state_dict)
+
+    _resuming = False
 
     def resume(self, filename: str, resume_optimizer: bool = True,
                resume_param_scheduler: bool = True, map_location='default') -> None:
-        super().resume(resolve_checkpoint(filename),
-                       resume_optimizer=resume_optimizer and not self.reset_optimizer,
-                       resume_param_scheduler=resume_param_scheduler and not self.reset_data_offset,
-                       map_location=map_location)
+        self._resuming = True
+        try:
+            super().resume(resolve_checkpoint(filename),
+                           resume_optimizer=resume_optimizer and not self.reset_optimizer,
+                           resume_param_scheduler=resume_param_scheduler and not self.reset_data_offset,
+                           map_location=map_location)
+        finally:
+            self._resuming = False
         if self.reset_data_offset:
             self.train_loop._epoch = 0
             self.train_loop._iter = 0
