@@ -45,12 +45,23 @@ def test_resume_and_reset_options(trained, tiny_data, tmp_path, reset):
     runner._train_loop = runner.build_train_loop(runner._train_loop)
     runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
     runner.param_schedulers = runner.build_param_scheduler(runner.param_schedulers)
+    fresh_lrs = [g['lr'] for g in runner.optim_wrapper.optimizer.param_groups]  # warm-up start
     runner.load_or_resume()
     state = runner.optim_wrapper.optimizer.state
     assert runner.train_loop.epoch == (0 if reset == 'reset_data_offset' else 1)
     assert (len(state) == 0) == (reset == 'reset_optimizer')
-    weights = torch.load(osp.join(work, 'epoch_1.pth'))['state_dict']
-    torch.testing.assert_close(runner.model.state_dict()['logit_scale'], weights['logit_scale'])
+    ckpt = torch.load(osp.join(work, 'epoch_1.pth'))
+    torch.testing.assert_close(runner.model.state_dict()['logit_scale'], ckpt['state_dict']['logit_scale'])
+    # The lr must agree with the schedules: the run's own lr when they are restored, the fresh
+    # warm-up start when the data offset is reset (never a rescaled or re-scheduled mix).
+    lrs = [g['lr'] for g in runner.optim_wrapper.optimizer.param_groups]
+    saved = [g['lr'] for g in ckpt['optimizer']['param_groups']]
+    assert lrs == (fresh_lrs if reset == 'reset_data_offset' else saved)
+    assert fresh_lrs != saved
+    if reset == 'reset_data_offset':
+        assert all(s.last_step == 0 for s in runner.param_schedulers)
+    else:
+        assert all(s.last_step > 0 for s in runner.param_schedulers)
 
 
 def test_rng_state_round_trip():

@@ -68,20 +68,28 @@ class CLIPRunner(Runner):
 
     def resume(self, filename: str, resume_optimizer: bool = True,
                resume_param_scheduler: bool = True, map_location='default') -> None:
+        optimizer = self.optim_wrapper.optimizer
+        # The fresh schedules set each group's lr at build time; keep those hyper-parameters when the
+        # data offset is reset, else the restored optimizer's final lr would be scheduled again.
+        fresh_groups = [{k: v for k, v in g.items() if k != 'params'} for g in optimizer.param_groups]
         self._resuming = True
         try:
-            super().resume(resolve_checkpoint(filename),
-                           resume_optimizer=resume_optimizer and not self.reset_optimizer,
+            # The optimizer is always restored, so its lr matches the restored schedules; with
+            # reset_optimizer only its state (moments) is dropped below.
+            super().resume(resolve_checkpoint(filename), resume_optimizer=resume_optimizer,
                            resume_param_scheduler=resume_param_scheduler and not self.reset_data_offset,
                            map_location=map_location)
         finally:
             self._resuming = False
+        if self.reset_optimizer:
+            optimizer.state.clear()
+            self.logger.info('reset_optimizer: optimizer state (moments) not restored')
         if self.reset_data_offset:
+            for group, fresh in zip(optimizer.param_groups, fresh_groups):
+                group.update(fresh)
             self.train_loop._epoch = 0
             self.train_loop._iter = 0
             self.logger.info('reset_data_offset: training restarts at epoch 0, iteration 0')
-        if self.reset_optimizer:
-            self.logger.info('reset_optimizer: optimizer state not restored')
 
 
 def resolve_checkpoint(filename: str) -> str:
