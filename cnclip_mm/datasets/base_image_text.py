@@ -65,6 +65,8 @@ class BaseImageTextDataset(BadSampleAwareDataset):
                 continue
             kept = []
             for image_id in image_ids:
+                # Texts may store ids as strings ("1001") or ints; images are keyed like parse_image_id.
+                image_id = parse_image_id(str(image_id))
                 if image_id in images:
                     kept.append(image_id)
                 else:

@@ -70,10 +70,15 @@ class ImageTextLMDBDataset(BaseImageTextDataset):
                 except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad pair
                     self.bad_samples.handle(where, f'not a pickled (image_id, text_id, text): {err}')
                     continue
-                if text_id in grouped:
-                    grouped[text_id][3].append(image_id)
-                else:
+                if not self.test_mode:  # training: every pair is its own item, as officially
+                    yield where, text_id, text, [image_id]
+                elif text_id not in grouped:
                     grouped[text_id] = [where, text_id, text, [image_id]]
+                elif grouped[text_id][2] != text:
+                    self.bad_samples.handle(where, f'text_id {text_id!r} repeats with another text '
+                                                   f'({text!r} vs {grouped[text_id][2]!r})')
+                else:  # evaluation links each text to all its images
+                    grouped[text_id][3].append(image_id)
         for record in grouped.values():
             yield tuple(record)
 

@@ -79,3 +79,23 @@ def test_count_mismatch_is_reported(tmp_path):
     env.close()
     with pytest.raises(ValueError, match='num_images says 7 but it holds 3'):
         build(tmp_path)
+
+
+def test_training_pairs_keep_their_own_text(tmp_path):
+    # Official LMDB pairs are independent: one text_id may come with different texts in training
+    # (each pair keeps its caption); in evaluation, where texts are grouped by id, that is an error.
+    texts = [(11, '一只猫', [1]), (11, '两只小狗', [2]), (13, '红色的汽车', [3])]
+    write_official_lmdb(tmp_path, texts=texts)
+    ds = build(tmp_path)
+    assert [(ds[i]['data_samples'].image_id, ds[i]['data_samples'].text) for i in range(len(ds))] == \
+        [(1, '一只猫'), (2, '两只小狗'), (3, '红色的汽车')]
+    with pytest.raises(ValueError, match="text_id 11 repeats with another text"):
+        build(tmp_path, test_mode=True)
+
+
+def test_string_image_ids_match_integer_images(tmp_path):
+    # The official loader looks images up by str(image_id): "1" in the texts is image 1.
+    write_official(tmp_path, texts=[(11, '一只猫在睡觉', ['1']), (12, '两只小狗', ['1', 2])])
+    ds = build(tmp_path, type_='ImageTextTSVDataset')
+    assert [(ds[i]['data_samples'].text_id, ds[i]['data_samples'].image_id) for i in range(len(ds))] == \
+        [(11, 1), (12, 1), (12, 2)]
