@@ -21,3 +21,4 @@ train_dataloader = dict(dataset=dict(pipeline=[
 val_dataloader = dict(dataset=dict(pipeline=[
     dict(type='LoadImage'), dict(type='ResizeExact', scale=336), dict(type='CleanCaption'),
     dict(type='TokenizeText', tokenizer={{_base_.tokenizer}}), dict(type='PackCLIPInputs')]))
+test_dataloader = val_dataloader  # the base's test loader was bound to its 224 px val loader

@@ -39,4 +39,6 @@ class RNGStateHook(Hook):
                              np_state['has_gauss'], np_state['gauss']))
         torch.set_rng_state(state['torch'])
         if torch.cuda.is_available() and state['cuda']:
-            torch.cuda.set_rng_state_all(state['cuda'])
+            # The saving machine may have seen more GPUs than this one: restore those present.
+            for index, cuda_state in enumerate(state['cuda'][:torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(cuda_state, index)
