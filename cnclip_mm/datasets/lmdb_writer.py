@@ -51,6 +51,8 @@ def _pairs(path: str, bar):
             except (json.JSONDecodeError, KeyError, TypeError) as err:
                 raise ValueError(f'{path} line {lineno}: need a JSON object with text_id, text, '
                                  f'image_ids ({type(err).__name__}: {err})') from err
+            if not isinstance(image_ids, list):
+                raise ValueError(f'{path} line {lineno}: image_ids must be a list, got {image_ids!r}')
             for image_id in image_ids:
                 yield str(index).encode('utf-8'), pickle.dumps((image_id, text_id, text))
                 index += 1

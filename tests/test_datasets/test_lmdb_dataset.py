@@ -99,3 +99,10 @@ def test_string_image_ids_match_integer_images(tmp_path):
     ds = build(tmp_path, type_='ImageTextTSVDataset')
     assert [(ds[i]['data_samples'].text_id, ds[i]['data_samples'].image_id) for i in range(len(ds))] == \
         [(11, 1), (12, 1), (12, 2)]
+
+
+def test_build_lmdb_names_a_bad_texts_line(tmp_path):
+    write_official(tmp_path, jsonl_lines=['{"text_id": 11, "text": "猫", "image_ids": [1]}',
+                                          '{"text_id": 12, "text": "狗", "image_ids": 2}'])
+    with pytest.raises(ValueError, match=r'train_texts\.jsonl line 2: image_ids must be a list, got 2'):
+        build_lmdb(str(tmp_path), ['train'], show_progress=False)
