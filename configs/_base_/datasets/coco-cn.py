@@ -1,13 +1,8 @@
 # COCO-CN retrieval in the official TSV/jsonl layout under data/coco-cn/
-# (train / valid / test, all with image_ids). LMDB: type='ImageTextLMDBDataset'.
-_base_ = ['./muge.py']
+# (train / valid / test, all with image_ids): Flickr30K-CN's settings on another folder.
+# LMDB: type='ImageTextLMDBDataset'.
+_base_ = ['./flickr30k-cn.py']
 data_root = 'data/coco-cn'
 train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
-val_evaluator = dict(type='RetrievalRecall', t2i_only=False)
-test_dataloader = dict(
-    batch_size=128, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='ImageTextTSVDataset', data_root=data_root, split='test', test_mode=True,
-                 pipeline={{_base_.test_pipeline}}))
-test_evaluator = val_evaluator
+test_dataloader = dict(dataset=dict(data_root=data_root))
