@@ -104,3 +104,16 @@ def test_loading_keeps_global_allow_list(tmp_path):
     finally:
         torch.serialization.clear_safe_globals()
         torch.serialization.add_safe_globals(initial)
+
+
+def test_is_own_checkpoint_peeks_keys(tiny_model_cfg, tmp_path):
+    from cnclip_mm.models.converters import is_own_checkpoint, mm_to_official
+    state = MODELS.build(tiny_model_cfg).state_dict()
+    own, official, legacy = tmp_path / 'epoch_1.pth', tmp_path / 'epoch_latest.pt', tmp_path / 'old.pth'
+    torch.save(dict(state_dict=state, meta=dict(epoch=1)), own)
+    torch.save(dict(state_dict=mm_to_official(state)), official)
+    torch.save(dict(state_dict=state), legacy, _use_new_zipfile_serialization=False)
+    assert is_own_checkpoint(str(own))
+    assert not is_own_checkpoint(str(official))
+    assert not is_own_checkpoint(str(legacy))  # cannot be memory-mapped: left to the full reader
+    assert not is_own_checkpoint(str(tmp_path))  # a folder is a Hugging Face export

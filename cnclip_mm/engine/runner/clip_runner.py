@@ -52,9 +52,15 @@ class CLIPRunner(Runner):
         ``.pt`` given as ``load_from`` would load nothing and training would start from random weights.
         """
         filename = resolve_checkpoint(filename)
-        from cnclip_mm.models.converters import load_state_dict_any, load_state_dict_into
+        from cnclip_mm.models.converters import (
+            is_own_checkpoint,
+            load_state_dict_any,
+            load_state_dict_into,
+        )
+        if is_own_checkpoint(filename):  # keys peeked memory-mapped: mmengine reads the file once
+            return super().load_checkpoint(filename, *args, **kwargs)
         state_dict, fmt, _ = load_state_dict_any(filename)
-        if fmt == 'mm':
+        if fmt == 'mm':  # an own checkpoint in torch's legacy (non-zip) format
             return super().load_checkpoint(filename, *args, **kwargs)
         if self._resuming:
             raise ValueError(f'cannot resume from {filename}: it is a {fmt}-format checkpoint without the '

@@ -10,6 +10,7 @@ from .loading import (
     compare_state_dict,
     convert_to_mm,
     detect_format,
+    is_own_checkpoint,
     load_checkpoint,
     load_state_dict_any,
     load_state_dict_into,
@@ -20,7 +21,7 @@ from .official import mm_to_official, official_to_mm
 __all__ = [
     'convert_checkpoint', 'read_weights', 'safe_torch_load', 'hf_to_mm', 'mm_to_hf', 'build_hf_config',
     'export_hf', 'infer_model_cfg',
-    'CheckpointMismatchError', 'compare_state_dict', 'convert_to_mm', 'detect_format', 'load_checkpoint',
+    'CheckpointMismatchError', 'compare_state_dict', 'convert_to_mm', 'detect_format', 'is_own_checkpoint', 'load_checkpoint',
     'load_state_dict_any', 'load_state_dict_into', 'mm_to_mmpretrain', 'mmpretrain_to_mm', 'mm_to_official',
     'official_to_mm', 'OpenAICLIPVisualInit', 'ChineseCLIPCheckpointInit', 'load_openai_visual',
 ]

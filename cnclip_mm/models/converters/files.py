@@ -35,8 +35,11 @@ def _safe_globals() -> List[Any]:
             (_history_buffer_getattr, 'builtins.getattr')]
 
 
-def safe_torch_load(path: str) -> Any:
-    """``torch.load(path, weights_only=True)`` on CPU, with mmengine's checkpoint meta types allowed."""
+def safe_torch_load(path: str, mmap: bool = False) -> Any:
+    """``torch.load(path, weights_only=True)`` on CPU, with mmengine's checkpoint meta types allowed.
+
+    ``mmap=True`` maps the tensors instead of reading them (zip-format files only): cheap key peeks.
+    """
     if is_torchscript(path):
         raise ValueError(f'{path} is a TorchScript archive (e.g. an OpenAI CLIP release), not a state dict; '
                          'use it through the OpenAICLIPVisual initializer or save its state_dict() first')
@@ -45,7 +48,7 @@ def safe_torch_load(path: str) -> Any:
     registered = torch.serialization.get_safe_globals()
     with torch.serialization.safe_globals([g for g in _safe_globals() if g not in registered]):
         try:
-            return torch.load(path, map_location='cpu', weights_only=True)
+            return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
         except Exception as err:  # torch raises UnpicklingError / RuntimeError with its own hints
             raise RuntimeError(f'cannot load {path} with torch.load(weights_only=True): {err}') from err
 

@@ -4,13 +4,14 @@ Formats: ``'official'`` (OFA-Sys Chinese-CLIP ``.pt``), ``'hf'`` (transformers `
 ``'mmpretrain'`` (mmpretrain ``ChineseCLIP``) and ``'mm'`` (this project's own, see docs/design.md).
 """
 import os
+import zipfile
 from typing import Dict, Iterable, List, Tuple
 
 import torch
 from mmengine.logging import print_log
 from torch import nn
 
-from .files import read_weights
+from .files import is_torchscript, read_weights, safe_torch_load, unwrap
 from .hf import hf_to_mm
 from .mmpretrain import mmpretrain_to_mm
 from .official import DDP_PREFIX, official_to_mm, strip_prefix
@@ -83,6 +84,19 @@ def load_state_dict_any(path: str) -> Tuple[StateDict, str, dict]:
         raise ValueError(f'{path}: {err}') from None
     extra['path'] = os.fspath(path)
     return convert_to_mm(raw, fmt), fmt, extra
+
+
+def is_own_checkpoint(path: str) -> bool:
+    """Whether ``path`` is one of this project's (mmengine, zip-format) checkpoints.
+
+    Judged by its key names with the tensors memory-mapped, so a multi-GB checkpoint is not read
+    just to learn its format.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path) or not zipfile.is_zipfile(path) or is_torchscript(path):
+        return False
+    state_dict, _ = unwrap(safe_torch_load(path, mmap=True), path)
+    return detect_format(state_dict) == 'mm'
 
 
 def compare_state_dict(model: nn.Module, state_dict: StateDict) -> Tuple[List[str], List[str], List[str]]:
