@@ -32,7 +32,8 @@ DATA_HINTS = {
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Evaluate a Chinese CLIP checkpoint')
     parser.add_argument('config', help='test config file')
-    parser.add_argument('checkpoint', help='checkpoint file or HF folder (any supported format)')
+    parser.add_argument('checkpoint', help='checkpoint file or HF folder (any supported format), URL or model '
+                        'name (downloaded once, see cnclip_mm.apis.list_models)')
     parser.add_argument('--work-dir', help='folder for logs and pictures')
     parser.add_argument('--out', help='write the metrics to this JSON file')
     parser.add_argument('--show-dir', help='write retrieval / zero-shot example pictures here (relative: '
@@ -82,11 +83,12 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
 
     from mmengine.runner import Runner
 
+    from cnclip_mm.apis.model_zoo import resolve_weights
     from cnclip_mm.models.converters import load_checkpoint
     from cnclip_mm.registry import RUNNERS
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    fmt = load_checkpoint(model, args.checkpoint, strict=True)
+    fmt = load_checkpoint(model, resolve_weights(args.checkpoint), strict=True)
     runner.logger.info(f'loaded {args.checkpoint} ({fmt} format)')
     try:
         metrics = runner.test()

@@ -1,0 +1,149 @@
+"""Models by name: the model index (configs/metafile.yml), weight resolution and ``get_model``.
+
+Extra index files in the same schema (``Models:`` entries with ``Name``, ``Config``, ``Weights``, optional
+``Alias``, ``Files``, ``SHA256``, ``Vocab``) are added with :func:`register_models` or listed in
+``$CNCLIP_MODEL_INDEX`` (``os.pathsep``-separated); their ``Config`` paths are relative to the file.
+"""
+import fnmatch
+import os
+import os.path as osp
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+import torch
+import yaml
+
+from cnclip_mm.utils.download import download, is_url
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+METAFILE = REPO_ROOT / 'configs' / 'metafile.yml'
+INDEX_ENV = 'CNCLIP_MODEL_INDEX'
+
+_registered: List[Path] = []
+
+
+def register_models(index_file: Union[str, os.PathLike]) -> List[str]:
+    """Add the models of another index file (same schema as configs/metafile.yml); returns their names."""
+    path = Path(index_file).resolve()
+    names = [entry['Name'] for entry in _read_index(path)]
+    if path not in _registered:
+        _registered.append(path)
+    return names
+
+
+def _read_index(path: Path) -> List[dict]:
+    if not path.is_file():
+        raise FileNotFoundError(f'model index {path} does not exist')
+    data = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
+    collections = {c['Name']: c for c in data.get('Collections') or []}
+    base = REPO_ROOT if path == METAFILE else path.parent
+    entries = []
+    for i, entry in enumerate(data.get('Models') or []):
+        missing = [k for k in ('Name', 'Config') if k not in entry]
+        if missing:
+            raise KeyError(f'{path}: Models[{i}] lacks {missing}')
+        entry = dict(entry)
+        collection = collections.get(entry.get('In Collection'), {})
+        entry.setdefault('Vocab', collection.get('Vocab'))
+        entry['Config'] = str(base / entry['Config'])
+        if entry.get('Vocab') and not is_url(entry['Vocab']):
+            entry['Vocab'] = str(base / entry['Vocab'])
+        entries.append(entry)
+    return entries
+
+
+def _index() -> Dict[str, dict]:
+    """``{lower-case name or alias: entry}`` over the metafile, registered files and ``$CNCLIP_MODEL_INDEX``."""
+    files = [METAFILE, *_registered]
+    files += [Path(p).resolve() for p in os.environ.get(INDEX_ENV, '').split(os.pathsep) if p]
+    index = {}
+    for path in files:
+        for entry in _read_index(path):
+            for name in [entry['Name'], *(entry.get('Alias') or [])]:
+                index[name.lower()] = entry
+    return index
+
+
+def list_models(pattern: Optional[str] = None) -> List[str]:
+    """Names of the indexed models, optionally filtered by a shell pattern (``'*vit-b*'``), case-insensitive."""
+    names = sorted({entry['Name'] for entry in _index().values()})
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatch(n.lower(), pattern.lower())]
+    return names
+
+
+def model_info(name: str) -> dict:
+    """The index entry of ``name`` (or an alias such as the official ``'ViT-B-16'``)."""
+    index = _index()
+    if name.lower() not in index:
+        close = [n for n in list_models() if name.lower() in n.lower()]
+        raise KeyError(f'no model named {name!r} in the model index; similar: {close or list_models()}')
+    return index[name.lower()]
+
+
+def is_model_name(text) -> bool:
+    return isinstance(text, str) and text.lower() in _index()
+
+
+def download_weights(name: str, progress: bool = True) -> str:
+    """Fetch a named model's weights into the cache once; returns the local file (or folder, for HF)."""
+    entry = model_info(name)
+    url = entry.get('Weights')
+    if not url:
+        raise ValueError(f'model {entry["Name"]} has no Weights URL in the model index')
+    files = entry.get('Files')
+    if not files:
+        return download(url, sha256=entry.get('SHA256'), progress=progress)
+    folder = 'hf/' + entry['Name'].replace('/', '--')
+    paths = [download(url.rstrip('/') + '/' + f, subdir=folder, progress=progress) for f in files]
+    return osp.dirname(paths[0])
+
+
+def resolve_weights(source: str, progress: bool = True) -> str:
+    """Turn a checkpoint argument into a local path: a URL is downloaded (cached), a model name fetches
+    its index weights; an existing path (or anything else) is returned unchanged for the loader to judge.
+
+    The one place where ``tools/test.py``, ``load_from`` and :func:`get_model` resolve names and URLs.
+    """
+    source = os.fspath(source)
+    if osp.exists(source):
+        return source
+    if is_url(source):
+        return download(source, progress=progress)
+    if is_model_name(source):
+        return download_weights(source, progress=progress)
+    return source
+
+
+def get_model(name_or_config, pretrained: Union[bool, str] = False, device: Union[str, torch.device] = 'cpu',
+              vocab_file: Optional[str] = None, progress: bool = True):
+    """Build a Chinese CLIP by model name (see :func:`list_models`) or config, optionally with weights.
+
+    Args:
+        name_or_config: an index name / alias, or a config (path, ``Config`` or dict) as for ``init_model``.
+        pretrained: ``False`` keeps the initial weights; ``True`` downloads the named model's released
+            weights once (then works offline); a path or URL loads that checkpoint.
+        device: where to put the model.
+        vocab_file: tokenizer vocabulary override (default: the index's ``Vocab`` when ``pretrained``).
+        progress: show download progress.
+
+    Returns:
+        The ``ChineseCLIP`` in eval mode.
+    """
+    from cnclip_mm.apis.init_model import init_model
+    entry = model_info(name_or_config) if is_model_name(name_or_config) else None
+    config = entry['Config'] if entry else name_or_config
+    if pretrained is True:
+        if entry is None:
+            raise ValueError('pretrained=True needs a model name from list_models(); for a config give '
+                             'pretrained=<checkpoint path or URL>')
+        checkpoint = download_weights(entry['Name'], progress=progress)
+    elif pretrained:
+        checkpoint = resolve_weights(pretrained, progress=progress)
+    else:
+        checkpoint = None
+    if vocab_file is None and checkpoint is not None and entry is not None and entry.get('Vocab') \
+            and not entry.get('Files'):
+        vocab = entry['Vocab']
+        vocab_file = download(vocab, subdir='vocab', progress=progress) if is_url(vocab) else vocab
+    return init_model(config, checkpoint, device=device, vocab_file=vocab_file)
