@@ -1,0 +1,15 @@
+"""Inferencers in mmpretrain's shape: ``Inferencer(model_name, pretrained=True, ...)(inputs)``."""
+from .base import BaseInferencer, expand_images
+from .gallery import Gallery
+from .inferencers import (
+    FeatureExtractor,
+    ImageToTextRetrievalInferencer,
+    TextToImageRetrievalInferencer,
+    ZeroShotClassificationInferencer,
+)
+
+# mmpretrain's name for the same call
+ImageClassificationInferencer = ZeroShotClassificationInferencer
+
+__all__ = ['BaseInferencer', 'expand_images', 'Gallery', 'FeatureExtractor', 'ImageToTextRetrievalInferencer',
+           'TextToImageRetrievalInferencer', 'ZeroShotClassificationInferencer', 'ImageClassificationInferencer']

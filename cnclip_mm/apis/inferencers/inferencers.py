@@ -1,0 +1,166 @@
+"""Zero-shot classification, text<->image retrieval and feature extraction, in mmpretrain's inferencer shape."""
+import os
+import os.path as osp
+from typing import Any, List, Optional, Sequence, Union
+
+import torch
+
+from cnclip_mm.evaluation.templates import load_templates
+
+from .base import BaseInferencer, display_image, item_name
+from .gallery import Gallery, model_key
+
+
+class ZeroShotClassificationInferencer(BaseInferencer):
+    """Classify images among user classes: class embedding = mean over ``templates`` of the normalised
+    features of ``template.format(prototype)``, logits ``100 * image_feat @ class_emb.T``, softmax.
+
+    ``ZeroShotClassificationInferencer(NAME, pretrained=True, classes=['鸟', '狗'])('bird.jpg')[0]['pred_class']``
+
+    Args:
+        classes: names reported in the results.
+        text_prototype: the text put into the templates per class (default: ``classes``), as mmpretrain's
+            ``text_prototype``.
+        templates: prompt templates, a built-in set name (``'imagenet'``, ``'cifar100'``) or a file; default
+            the built-in Chinese ImageNet set.
+        topk: how many best classes each result lists.
+        Others: see :class:`BaseInferencer`.
+    """
+
+    def __init__(self, model: Any, pretrained: Union[bool, str] = False, classes: Sequence[str] = (),
+                 text_prototype: Optional[Sequence[str]] = None, templates: Union[str, Sequence[str], None] = None,
+                 topk: int = 5, **kwargs) -> None:
+        super().__init__(model, pretrained=pretrained, **kwargs)
+        if not classes:
+            raise ValueError('ZeroShotClassificationInferencer needs a non-empty list of classes')
+        prototypes = list(text_prototype) if text_prototype is not None else list(classes)
+        if len(prototypes) != len(classes):
+            raise ValueError(f'text_prototype has {len(prototypes)} entries for {len(classes)} classes')
+        self.classes = [str(c) for c in classes]
+        self.topk = topk
+        self.templates = load_templates(templates)
+        feats = self.text_features([t.format(p) for t in self.templates for p in prototypes])
+        emb = feats.view(len(self.templates), len(prototypes), -1).mean(dim=0)
+        self.class_embeddings = emb / emb.norm(dim=-1, keepdim=True)
+
+    def postprocess(self, feats: torch.Tensor, chunk: Sequence[Any], **kwargs) -> List[dict]:
+        probs = (100.0 * feats @ self.class_embeddings.T).softmax(dim=-1)
+        k = min(self.topk, len(self.classes))
+        out = []
+        for row in probs:
+            scores, labels = row.topk(k)
+            out.append(dict(pred_label=int(labels[0]), pred_score=float(scores[0]),
+                            pred_class=self.classes[int(labels[0])], pred_scores=row.numpy(),
+                            topk_labels=labels.tolist(), topk_scores=scores.tolist(),
+                            topk_classes=[self.classes[i] for i in labels.tolist()]))
+        return out
+
+    def visualize(self, items, results, show_dir):
+        from cnclip_mm.visualization.retrieval import render_zeroshot_examples
+        return [render_zeroshot_examples(
+            [display_image(item)], [res['topk_classes']], [res['topk_scores']], [res['pred_class']],
+            osp.join(show_dir, f'{i:04d}_{osp.splitext(item_name(item, i))[0]}.png'))
+            for i, (item, res) in enumerate(zip(items, results))]
+
+
+class TextToImageRetrievalInferencer(BaseInferencer):
+    """Search a gallery of images with Chinese text queries.
+
+    Gallery features are computed once and cached in ``cache_file`` (default: under
+    ``$CNCLIP_HOME/gallery``, named by a fingerprint of model and gallery); a changed gallery is re-encoded.
+
+    Args:
+        gallery: a folder, an official ``*_imgs.tsv``, a glob or a list of images (see :class:`Gallery`).
+        topk: matches per query.
+        cache_file: where to keep the gallery features.
+        Others: see :class:`BaseInferencer`.
+    """
+
+    def __init__(self, model: Any, pretrained: Union[bool, str] = False, gallery: Any = None, topk: int = 5,
+                 cache_file: Optional[str] = None, **kwargs) -> None:
+        super().__init__(model, pretrained=pretrained, **kwargs)
+        if gallery is None:
+            raise ValueError('TextToImageRetrievalInferencer needs a gallery (folder, TSV or list of images)')
+        self.gallery = Gallery(gallery)
+        self.topk = topk
+        self.gallery_feats, self.gallery_from_cache = self.gallery.features(
+            self.image_features, model_key(self.model, self.backend.name), cache_file)
+
+    def preprocess_inputs(self, inputs: Union[str, Sequence[str]]) -> List[str]:
+        return [inputs] if isinstance(inputs, str) else list(inputs)
+
+    def preprocess(self, chunk: Sequence[str]) -> torch.Tensor:
+        return self.model.tokenize(list(chunk))
+
+    def forward(self, text_ids: torch.Tensor) -> torch.Tensor:
+        return self.backend.text_feats(text_ids)
+
+    def postprocess(self, feats: torch.Tensor, chunk: Sequence[str], **kwargs) -> List[dict]:
+        return _matches(feats @ self.gallery_feats.T, chunk, 'text', self.gallery.ids, self.topk)
+
+    def visualize(self, items, results, show_dir):
+        from cnclip_mm.visualization.retrieval import render_retrieval_example
+        written = []
+        for i, res in enumerate(results):
+            images = [display_image(self.gallery.items[m['index']]) for m in res['matches']]
+            written.append(render_retrieval_example(
+                res['text'], images, [True] * len(images), osp.join(show_dir, f'query_{i:04d}.png'),
+                scores=[m['score'] for m in res['matches']], labels=[m['id'] for m in res['matches']]))
+        return written
+
+
+class ImageToTextRetrievalInferencer(BaseInferencer):
+    """Rank candidate texts for each image.
+
+    Args:
+        texts: the candidate texts, or a UTF-8 file with one text per line.
+        topk: matches per image.
+        Others: see :class:`BaseInferencer`.
+    """
+
+    def __init__(self, model: Any, pretrained: Union[bool, str] = False, texts: Union[str, Sequence[str]] = (),
+                 topk: int = 5, **kwargs) -> None:
+        super().__init__(model, pretrained=pretrained, **kwargs)
+        if isinstance(texts, (str, os.PathLike)):
+            with open(texts, encoding='utf-8') as f:
+                texts = [line.strip() for line in f if line.strip()]
+        if not texts:
+            raise ValueError('ImageToTextRetrievalInferencer needs candidate texts')
+        self.texts = list(texts)
+        self.topk = topk
+        self.text_feats = self.text_features(self.texts)
+
+    def postprocess(self, feats: torch.Tensor, chunk: Sequence[Any], **kwargs) -> List[dict]:
+        results = _matches(feats @ self.text_feats.T, chunk, 'image', list(range(len(self.texts))), self.topk)
+        for res in results:
+            for match in res['matches']:
+                match['text'] = self.texts[match['index']]
+        return results
+
+
+class FeatureExtractor(BaseInferencer):
+    """L2-normalised features: ``__call__(images)`` -> ``[{'image_feat': Tensor[D]}]``;
+    ``__call__(texts, modality='text')`` -> ``[{'text_feat': Tensor[D]}]``."""
+
+    def __call__(self, inputs: Any, batch_size: Optional[int] = None, show_dir: Optional[str] = None,
+                 modality: str = 'image') -> List[dict]:
+        if modality == 'text':
+            texts = [inputs] if isinstance(inputs, str) else list(inputs)
+            return [dict(text_feat=f) for f in self.text_features(texts, batch_size)]
+        if modality != 'image':
+            raise ValueError(f"modality must be 'image' or 'text', got {modality!r}")
+        return super().__call__(inputs, batch_size=batch_size, show_dir=show_dir)
+
+    def postprocess(self, feats: torch.Tensor, chunk: Sequence[Any], **kwargs) -> List[dict]:
+        return [dict(image_feat=f) for f in feats]
+
+
+def _matches(similarity: torch.Tensor, queries: Sequence[Any], key: str, ids: Sequence[Any],
+             topk: int) -> List[dict]:
+    k = min(topk, similarity.shape[1])
+    scores, indices = similarity.topk(k, dim=1)
+    out = []
+    for query, row_s, row_i in zip(queries, scores.tolist(), indices.tolist()):
+        matches = [dict(index=i, id=ids[i], score=s) for s, i in zip(row_s, row_i)]
+        out.append({key: query if isinstance(query, str) else item_name(query, len(out)), 'matches': matches})
+    return out
