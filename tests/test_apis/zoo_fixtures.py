@@ -5,6 +5,7 @@ import threading
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import pytest
 import torch
 from mmengine.config import Config
 
@@ -89,3 +90,16 @@ def write_index(folder: Path, url: str, vocab_file: str) -> str:
     Vocab: {vocab_file}
 """, encoding='utf-8')
     return str(path)
+
+
+@pytest.fixture
+def zoo(tmp_path, vocab_file, monkeypatch):
+    """A served tiny release, an index naming it, and an empty cache under tmp_path."""
+    monkeypatch.setenv('CNCLIP_HOME', str(tmp_path / 'cache'))
+    model, name, data = tiny_release(tmp_path, vocab_file)
+    server = LoopbackServer({f'/weights/{name}': data}).start()
+    url = f'{server.base_url}/weights/{name}'
+    monkeypatch.setenv('CNCLIP_MODEL_INDEX', write_index(tmp_path, url, vocab_file))
+    yield dict(model=model, name=name, data=data, server=server, url=url, cached=tmp_path / 'cache' / 'checkpoints' / name)
+    if server.thread.is_alive():
+        server.stop()

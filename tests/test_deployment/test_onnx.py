@@ -1,0 +1,77 @@
+"""ONNX export of tiny ViT / RN50 image towers and the text tower; onnxruntime agrees with PyTorch."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnclip_mm.apis import FeatureExtractor, ZeroShotClassificationInferencer
+from cnclip_mm.deployment import OrtBackend, export_towers, validate_towers
+from cnclip_mm.deployment.onnx_export import _example_ids
+from cnclip_mm.registry import MODELS
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / 'tests' / 'test_evaluation'))
+from eval_fixtures import load_tool  # noqa: E402
+
+TINY_RN = dict(type='ModifiedResNet', arch=dict(layers=(1, 1, 1, 1), width=8), img_size=64, output_dim=32, heads=2)
+
+
+def _model(cfg, image_encoder=None):
+    torch.manual_seed(0)  # cfg: the tests' tiny model (context length 52)
+    if image_encoder:
+        cfg['image_encoder'] = image_encoder
+    return MODELS.build(cfg).eval()
+
+
+@pytest.mark.parametrize('tower', ['vit', 'rn50'])
+def test_fp32_matches_pytorch(tmp_path, tower, tiny_model_cfg):
+    model = _model(tiny_model_cfg, TINY_RN if tower == 'rn50' else None)
+    export_towers(model, str(tmp_path), validate=False)
+    ort = OrtBackend(str(tmp_path))
+    size = model.image_encoder.img_size
+    with torch.no_grad():
+        for batch in (1, 7):
+            images = torch.randn(batch, 3, size, size)
+            got = ort.image_feats(images)
+            assert got.shape == (batch, 32)
+            assert float((got - model.extract_image_feat(images)).abs().max()) <= 1e-4
+            for length in (5, 52):
+                ids = _example_ids(batch, length, 21128)
+                assert (ids[:, -1] == 0).any() or length == 5  # padded rows are part of the check
+                got = ort.text_feats(ids)
+                assert float((got - model.extract_text_feat(ids)).abs().max()) <= 1e-4
+    report = validate_towers(model, str(tmp_path), lengths=[5, 52])
+    assert report['image'] <= 1e-4 and report['text'] <= 1e-4
+
+
+def test_fp16_weights_cosine(tmp_path, tiny_model_cfg):
+    model = _model(tiny_model_cfg)
+    export_towers(model, str(tmp_path / 'fp32'), validate=False)
+    export_towers(model, str(tmp_path / 'fp16'), fp16=True, validate=False)
+    report = validate_towers(model, str(tmp_path / 'fp16'), fp16=True, lengths=[5, 52])
+    assert report['image'] >= 0.999 and report['text'] >= 0.999
+    size32 = (tmp_path / 'fp32' / 'text.onnx').stat().st_size
+    assert (tmp_path / 'fp16' / 'text.onnx').stat().st_size < 0.6 * size32
+
+
+def test_export_tool_and_onnxruntime_backend(tmp_path, zoo):
+    """tools/deployment/export_onnx.py NAME --out-dir D; inferencers with backend='onnxruntime' agree."""
+    from zoo_fixtures import TINY_NAME
+    out = tmp_path / 'onnx'
+    load_tool('deployment/export_onnx.py').main([TINY_NAME, '--out-dir', str(out), '--opset', '17'])
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)) for _ in range(3)]
+    classes = ['猫', '狗', '鸟']
+    kwargs = dict(classes=classes, templates=['一张{}的照片'])
+    torch_res = ZeroShotClassificationInferencer(TINY_NAME, pretrained=True, **kwargs)(images)
+    ort_res = ZeroShotClassificationInferencer(TINY_NAME, pretrained=True, backend='onnxruntime',
+                                               onnx_dir=str(out), **kwargs)(images)
+    for a, b in zip(torch_res, ort_res):
+        assert a['pred_label'] == b['pred_label']
+        np.testing.assert_allclose(a['pred_scores'], b['pred_scores'], atol=1e-4)
+    feats = FeatureExtractor(zoo['model'], backend='onnxruntime', onnx_dir=str(out))(['一只猫'], modality='text')
+    with torch.no_grad():
+        assert float((feats[0]['text_feat'] - zoo['model'].extract_text_feat(['一只猫'])[0]).abs().max()) <= 1e-4
