@@ -1,4 +1,4 @@
-"""Install cnclip-mm: ``pip install -e .`` (add ``[tests]`` for the test tools)."""
+"""Install cnclip-mm: ``pip install -e .`` (extras: ``[tests]``, ``[deploy]`` ONNX Runtime, ``[demo]`` Gradio)."""
 import re
 from pathlib import Path
 
@@ -27,6 +27,7 @@ setup(
     package_data={'cnclip_mm': ['datasets/*.txt', 'evaluation/*.txt', '**/*.txt']},
     python_requires='>=3.9',
     install_requires=read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt')},
+    extras_require={'tests': read_requirements('tests.txt'), 'deploy': read_requirements('deploy.txt'),
+                    'demo': read_requirements('demo.txt')},
     license='Apache-2.0',
 )

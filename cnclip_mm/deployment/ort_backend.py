@@ -1,6 +1,5 @@
 """Features from the exported towers with onnxruntime: the ``'onnxruntime'`` inferencer backend."""
 import json
-import os
 import os.path as osp
 import tempfile
 from typing import Optional
@@ -56,5 +55,9 @@ class OrtBackend:
         return torch.from_numpy(self.text_session.run(None, {'text_ids': array})[0]).float()
 
 
-def default_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+def route_features(model: nn.Module, backend: OrtBackend) -> nn.Module:
+    """Make ``model.extract_image_feat`` / ``extract_text_feat`` run through ``backend``, so code built on
+    the model's predict mode (test loops, feature extraction) uses onnxruntime unchanged."""
+    model.extract_image_feat = backend.image_feats
+    model.extract_text_feat = backend.text_feats
+    return model

@@ -75,3 +75,23 @@ def test_export_tool_and_onnxruntime_backend(tmp_path, zoo):
     feats = FeatureExtractor(zoo['model'], backend='onnxruntime', onnx_dir=str(out))(['一只猫'], modality='text')
     with torch.no_grad():
         assert float((feats[0]['text_feat'] - zoo['model'].extract_text_feat(['一只猫'])[0]).abs().max()) <= 1e-4
+
+
+def test_extract_features_onnxruntime_backend(tmp_path, vocab_file):
+    from mmengine.config import Config
+    from eval_fixtures import tiny_test_config, write_retrieval_tsv
+    write_retrieval_tsv(str(tmp_path / 'coco'), split='test', num_images=5, seed=2)
+    cfg = tiny_test_config(tmp_path, 'retrieval_coco-cn_vit-b-16.py', str(tmp_path / 'coco'), vocab_file,
+                           retrieval=True)
+    torch.manual_seed(1)
+    ckpt = tmp_path / 'tiny.pth'
+    torch.save(dict(state_dict=MODELS.build(Config.fromfile(cfg).model).state_dict()), ckpt)
+    tool = load_tool('analysis/extract_features.py')
+    tool.main([cfg, str(ckpt), '--out-dir', str(tmp_path / 'pt'), '--device', 'cpu'])
+    tool.main([cfg, str(ckpt), '--out-dir', str(tmp_path / 'ort'), '--device', 'cpu', '--backend', 'onnxruntime',
+               '--onnx-dir', str(tmp_path / 'onnx')])
+    assert (tmp_path / 'onnx' / 'text.onnx').is_file()
+    for kind in ('image', 'text'):
+        pt, ort = (np.load(tmp_path / d / f'{kind}_feats.npy') for d in ('pt', 'ort'))
+        assert pt.shape == ort.shape and np.abs(pt - ort).max() <= 1e-4
+        assert (tmp_path / 'pt' / f'{kind}_ids.jsonl').read_text() == (tmp_path / 'ort' / f'{kind}_ids.jsonl').read_text()

@@ -72,6 +72,8 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch')
+    parser.add_argument('--onnx-dir', help='onnxruntime: exported towers (exported there first if absent)')
     args = parser.parse_args(argv)
 
     init_default_scope('cnclip_mm')
@@ -81,7 +83,11 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
     from mmengine.runner import Runner
 
     from cnclip_mm.apis.init_model import init_model
-    model = init_model(cfg, args.checkpoint, device=args.device)
+    from cnclip_mm.apis.model_zoo import resolve_weights
+    model = init_model(cfg, resolve_weights(args.checkpoint), device=args.device)
+    if args.backend == 'onnxruntime':
+        from cnclip_mm.deployment import OrtBackend, route_features
+        route_features(model, OrtBackend.for_model(model, args.onnx_dir))
     dataloader = Runner.build_dataloader(cfg.test_dataloader)
     written = save(extract(model, dataloader), args.out_dir)
     if not written:
