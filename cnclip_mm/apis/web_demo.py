@@ -1,0 +1,89 @@
+"""A Gradio app: zero-shot classification of an uploaded image on typed classes, and Chinese text->image
+search over a gallery with thumbnails and scores (extra ``[demo]``). Started by tools/demo/app.py."""
+import os
+import re
+from typing import List, Optional
+
+from torch import nn
+
+from .inferencers import TextToImageRetrievalInferencer, ZeroShotClassificationInferencer
+
+CLASS_SEPARATORS = r'[,，、;；\n]+'
+
+
+def parse_classes(text: str) -> List[str]:
+    """Class names typed by a user: separated by commas (ASCII or full-width), 、, semicolons or lines."""
+    classes = [c.strip() for c in re.split(CLASS_SEPARATORS, text or '') if c.strip()]
+    if not classes:
+        raise ValueError('type at least one class name, e.g. 猫, 狗, 汽车')
+    return classes
+
+
+def build_demo(model: nn.Module, gallery: Optional[str] = None, templates: Optional[str] = None,
+               topk: int = 8, cache_file: Optional[str] = None):
+    """The ``gradio.Blocks`` app; endpoints ``/classify`` (image, classes) and ``/search`` (query, k).
+
+    Args:
+        model: a built ``ChineseCLIP`` (eval mode).
+        gallery: images to search (folder / TSV / glob); without it only classification is offered.
+        templates: zero-shot prompt templates (default: the built-in Chinese ImageNet set).
+        topk: default number of search results.
+        cache_file: where the gallery features are cached (default: under ``$CNCLIP_HOME``).
+    """
+    os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
+    import gradio as gr
+
+    search = TextToImageRetrievalInferencer(model, gallery=gallery, topk=topk, cache_file=cache_file) \
+        if gallery else None
+
+    def classify(image, classes_text: str, k: float = 5):
+        if image is None:
+            raise gr.Error('upload an image first')
+        try:
+            classes = parse_classes(classes_text)
+        except ValueError as err:
+            raise gr.Error(str(err)) from err
+        result = ZeroShotClassificationInferencer(model, classes=classes, templates=templates,
+                                                  topk=int(k))(image)[0]
+        label = {name: score for name, score in zip(result['topk_classes'], result['topk_scores'])}
+        table = [[name, round(score, 6)] for name, score in label.items()]
+        return label, table
+
+    def run_search(query: str, k: float = topk):
+        if not (query or '').strip():
+            raise gr.Error('type a Chinese query, e.g. 海边的日落')
+        search.topk = int(k)
+        matches = search(query.strip())[0]['matches']
+        thumbs = [(_thumbnail_source(search.gallery.items[m['index']]), f'{m["id"]}  {m["score"]:.4f}')
+                  for m in matches]
+        return thumbs, [[str(m['id']), round(m['score'], 6)] for m in matches]
+
+    with gr.Blocks(title='Chinese CLIP') as demo:
+        gr.Markdown('# Chinese CLIP: zero-shot classification and text-to-image search')
+        with gr.Tab('Zero-shot classification'):
+            with gr.Row():
+                image = gr.Image(type='pil', label='image')
+                with gr.Column():
+                    classes = gr.Textbox(label='classes (comma separated)', value='猫, 狗, 汽车, 风景')
+                    k_cls = gr.Slider(1, 20, value=5, step=1, label='top-k')
+                    button = gr.Button('classify')
+            label = gr.Label(label='prediction')
+            cls_table = gr.Dataframe(headers=['class', 'probability'], label='scores')
+            button.click(classify, [image, classes, k_cls], [label, cls_table], api_name='classify')
+        if search is not None:
+            with gr.Tab('Text-to-image search'):
+                query = gr.Textbox(label='query (Chinese)', value='海边的日落')
+                k_search = gr.Slider(1, min(50, len(search.gallery)), value=min(topk, len(search.gallery)),
+                                     step=1, label='results')
+                go = gr.Button('search')
+                thumbs = gr.Gallery(label=f'gallery of {len(search.gallery)} images', columns=4)
+                hits = gr.Dataframe(headers=['image', 'similarity'], label='scores')
+                go.click(run_search, [query, k_search], [thumbs, hits], api_name='search')
+    return demo
+
+
+def _thumbnail_source(item):
+    """Gradio shows paths and PIL images; arrays become PIL images."""
+    import numpy as np
+    from PIL import Image
+    return Image.fromarray(item) if isinstance(item, np.ndarray) else item

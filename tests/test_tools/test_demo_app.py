@@ -1,0 +1,59 @@
+"""tools/demo/app.py on 127.0.0.1 with a tiny model and a 5-image gallery, queried through gradio_client."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / 'tests' / 'test_evaluation'))
+sys.path.insert(0, str(REPO / 'tests' / 'test_apis'))
+from eval_fixtures import load_tool  # noqa: E402
+from zoo_fixtures import TINY_NAME, zoo  # noqa: E402,F401
+
+from cnclip_mm.apis import TextToImageRetrievalInferencer, ZeroShotClassificationInferencer  # noqa: E402
+from cnclip_mm.apis.web_demo import parse_classes  # noqa: E402
+
+
+def test_demo_endpoints_equal_inferencers(tmp_path, zoo, monkeypatch):  # noqa: F811
+    from gradio_client import Client, handle_file
+    monkeypatch.setenv('GRADIO_ANALYTICS_ENABLED', 'False')
+    gallery = tmp_path / 'gallery'
+    gallery.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (48, 56, 3), dtype=np.uint8)).save(gallery / f'photo{i}.png')
+    query_image = tmp_path / 'query.png'
+    Image.fromarray(rng.integers(0, 256, (50, 50, 3), dtype=np.uint8)).save(query_image)
+
+    demo, url = load_tool('demo/app.py').main([TINY_NAME, '--gallery', str(gallery), '--templates', 'cifar100'],
+                                              block=False)
+    try:
+        assert url.startswith('http://127.0.0.1:')
+        client = Client(url, verbose=False)
+        label, table = client.predict(handle_file(str(query_image)), '猫，狗, 汽车、海', 3, api_name='/classify')
+        thumbs, hits = client.predict('海边的日落', 4, api_name='/search')
+    finally:
+        demo.close()
+
+    model = zoo['model']
+    expected = ZeroShotClassificationInferencer(model, classes=['猫', '狗', '汽车', '海'], templates='cifar100',
+                                                topk=3)(Image.open(query_image))[0]
+    assert label['label'] == expected['pred_class']
+    got = {row[0]: row[1] for row in table['data']}
+    assert list(got) == expected['topk_classes']
+    assert list(got.values()) == pytest.approx(expected['topk_scores'], abs=1e-5)
+
+    search = TextToImageRetrievalInferencer(model, gallery=str(gallery), topk=4,
+                                            cache_file=str(tmp_path / 'g.npz'))('海边的日落')[0]['matches']
+    assert [row[0] for row in hits['data']] == [m['id'] for m in search]
+    assert [row[1] for row in hits['data']] == pytest.approx([m['score'] for m in search], abs=1e-5)
+    assert len(thumbs) == 4 and all(Path(t['image']).is_file() for t in thumbs)
+    assert thumbs[0]['caption'].startswith(search[0]['id'])
+
+
+def test_parse_classes():
+    assert parse_classes('猫，狗, 汽车、海\n鸟;') == ['猫', '狗', '汽车', '海', '鸟']
+    with pytest.raises(ValueError, match='at least one class'):
+        parse_classes(' , ')

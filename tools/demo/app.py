@@ -1,0 +1,55 @@
+"""Web demo (Gradio, extra ``[demo]``): zero-shot classification and Chinese text->image search.
+
+    python tools/demo/app.py cn-clip_vit-b-16 --gallery data/my_photos          # a model name: downloaded once
+    python tools/demo/app.py clip_cn_vit-b-16.pt --gallery data/my_photos --port 7860
+
+Serves on 127.0.0.1 by default (--host 0.0.0.0 to expose it).
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import List, Optional
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Chinese CLIP web demo')
+    parser.add_argument('model', help='model name (cnclip_mm.apis.list_models), checkpoint path or URL')
+    parser.add_argument('--config', help='model config (default: the named model\'s, or inferred from the '
+                        'checkpoint)')
+    parser.add_argument('--gallery', help='folder / *_imgs.tsv / glob of images to search')
+    parser.add_argument('--templates', help='zero-shot templates: imagenet, cifar100 or a file')
+    parser.add_argument('--vocab-file', help='tokenizer vocabulary override')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--host', default='127.0.0.1')
+    parser.add_argument('--port', type=int, default=None, help='default: the first free port from 7860')
+    return parser.parse_args(argv)
+
+
+def build(args: argparse.Namespace):
+    from mmengine.registry import init_default_scope
+
+    from cnclip_mm.apis import get_model, init_model
+    from cnclip_mm.apis.model_zoo import is_model_name, resolve_weights
+    from cnclip_mm.apis.web_demo import build_demo
+    init_default_scope('cnclip_mm')
+    if is_model_name(args.model) and not args.config:
+        model = get_model(args.model, pretrained=True, device=args.device, vocab_file=args.vocab_file)
+    else:
+        model = init_model(args.config, resolve_weights(args.model), device=args.device,
+                           vocab_file=args.vocab_file)
+    return build_demo(model, gallery=args.gallery, templates=args.templates)
+
+
+def main(argv: Optional[List[str]] = None, block: bool = True):
+    """Start the server; with ``block=False`` return ``(demo, local_url)`` (tests close it)."""
+    args = parse_args(argv)
+    demo = build(args)
+    _, url, _ = demo.launch(server_name=args.host, server_port=args.port, prevent_thread_lock=not block,
+                            quiet=not block)
+    return demo, url
+
+
+if __name__ == '__main__':
+    main()
