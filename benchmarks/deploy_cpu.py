@@ -75,8 +75,8 @@ def main(argv=None):
             diff = max(float((ort.image_feats(images) - model.extract_image_feat(images)).abs().max()),
                        float((ort.text_feats(ids) - model.extract_text_feat(ids)).abs().max()))
             for tower, run_torch, run_ort in (
-                    ('image', lambda: model.extract_image_feat(images), lambda: ort.image_feats(images)),
-                    ('text', lambda: model.extract_text_feat(ids), lambda: ort.text_feats(ids))):
+                    ('image', lambda x=images: model.extract_image_feat(x), lambda x=images: ort.image_feats(x)),
+                    ('text', lambda x=ids: model.extract_text_feat(x), lambda x=ids: ort.text_feats(x))):
                 t_torch, t_ort = timings([run_torch, run_ort], reps)
                 med_torch, med_ort = statistics.median(t_torch), statistics.median(t_ort)
                 row = dict(tower=tower, batch=batch, reps=reps, threads=args.threads,

@@ -21,22 +21,16 @@ FP32_TOLERANCE = 1e-4
 FP16_MIN_COSINE = 0.999
 
 
-class ImageTower(nn.Module):
-    def __init__(self, model: nn.Module):
+class Tower(nn.Module):
+    """One tower as a module for the exporter: ``extract_image_feat`` or ``extract_text_feat``."""
+
+    def __init__(self, model: nn.Module, kind: str):
         super().__init__()
         self.model = model
+        self.extract = model.extract_image_feat if kind == 'image' else model.extract_text_feat
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.extract_image_feat(images)
-
-
-class TextTower(nn.Module):
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, text_ids: torch.Tensor) -> torch.Tensor:
-        return self.model.extract_text_feat(text_ids)
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.extract(inputs)
 
 
 def export_towers(model: nn.Module, out_dir: str, opset: int = DEFAULT_OPSET, fp16: bool = False,
@@ -68,10 +62,10 @@ def export_towers(model: nn.Module, out_dir: str, opset: int = DEFAULT_OPSET, fp
     # would otherwise switch the wrapped model (and its dropout) to training.
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the TorchScript exporter's tracer and deprecation chatter
-        torch.onnx.export(ImageTower(model).eval(), (images, ), paths['image'], dynamo=False, opset_version=opset,
+        torch.onnx.export(Tower(model, 'image').eval(), (images, ), paths['image'], dynamo=False, opset_version=opset,
                           input_names=['images'], output_names=['image_feats'],
                           dynamic_axes={'images': {0: 'batch'}, 'image_feats': {0: 'batch'}})
-        torch.onnx.export(TextTower(model).eval(), (text_ids, ), paths['text'], dynamo=False, opset_version=opset,
+        torch.onnx.export(Tower(model, 'text').eval(), (text_ids, ), paths['text'], dynamo=False, opset_version=opset,
                           input_names=['text_ids'], output_names=['text_feats'],
                           dynamic_axes={'text_ids': {0: 'batch', 1: 'length'}, 'text_feats': {0: 'batch'}})
     if fp16:
@@ -132,10 +126,10 @@ def validate_towers(model: nn.Module, onnx_dir: str, fp16: bool = False, batches
     gen = torch.Generator().manual_seed(0)
     report = {}
     with torch.no_grad():
-        cases = [('image', b, torch.randn(b, 3, size, size, generator=gen)) for b in batches]
-        cases += [('text', b, _example_ids(b, n, model.text_encoder.bert.config.vocab_size, gen))
+        cases = [('image', torch.randn(b, 3, size, size, generator=gen)) for b in batches]
+        cases += [('text', _example_ids(b, n, model.text_encoder.bert.config.vocab_size, gen))
                   for b in batches for n in lengths]
-        for kind, batch, inputs in cases:
+        for kind, inputs in cases:
             ref = (model.extract_image_feat(inputs) if kind == 'image' else model.extract_text_feat(inputs)).float()
             got = backend.image_feats(inputs) if kind == 'image' else backend.text_feats(inputs)
             if fp16:

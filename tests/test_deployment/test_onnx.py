@@ -78,8 +78,8 @@ def test_export_tool_and_onnxruntime_backend(tmp_path, zoo):
 
 
 def test_extract_features_onnxruntime_backend(tmp_path, vocab_file):
-    from mmengine.config import Config
     from eval_fixtures import tiny_test_config, write_retrieval_tsv
+    from mmengine.config import Config
     write_retrieval_tsv(str(tmp_path / 'coco'), split='test', num_images=5, seed=2)
     cfg = tiny_test_config(tmp_path, 'retrieval_coco-cn_vit-b-16.py', str(tmp_path / 'coco'), vocab_file,
                            retrieval=True)
