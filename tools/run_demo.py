@@ -16,6 +16,9 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 KEYS = ['t2i_R@1', 't2i_R@5', 't2i_R@10', 'i2t_R@1', 'i2t_R@5', 'i2t_R@10', 'mean_recall']
+# The labels of the README's demo table.
+COLUMNS = ['t2i R@1', 't2i R@5', 't2i R@10', 'i2t R@1', 'i2t R@5', 'i2t R@10', 'mean recall']
+STAGES = {'stage1': 'stage 1 (image tower locked)', 'stage2': 'stage 2 (all unlocked)'}
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -58,10 +61,27 @@ def stage_config(name: str, args: argparse.Namespace, epochs: Optional[int]) -> 
 
 def format_table(rows: Dict[str, Dict[str, float]]) -> str:
     """Markdown table: one row per stage, R@k in percent."""
-    lines = ['| stage | ' + ' | '.join(KEYS) + ' |', '|---' * (len(KEYS) + 1) + '|']
+    lines = ['| stage | ' + ' | '.join(COLUMNS) + ' |', '| --- ' * (len(KEYS) + 1) + '|']
     for stage, metrics in rows.items():
-        lines.append(f'| {stage} | ' + ' | '.join(f'{metrics[f"retrieval/{k}"]:.1f}' for k in KEYS) + ' |')
+        lines.append(f'| {STAGES.get(stage, stage)} | ' +
+                     ' | '.join(f'{metrics[f"retrieval/{k}"]:.1f}' for k in KEYS) + ' |')
     return '\n'.join(lines)
+
+
+def next_steps(work_dir: str, data_root: str) -> str:
+    """Where the checkpoints are and what to run next (printed at the end of the demo)."""
+    stage2 = osp.join(work_dir, 'stage2')
+    pointer = osp.join(stage2, 'last_checkpoint')
+    ckpt = open(pointer).read().strip() if osp.isfile(pointer) else osp.join(stage2, 'epoch_N.pth')
+    return '\n'.join([
+        f'checkpoints: {osp.join(work_dir, "stage1")} and {stage2} (final: {ckpt})',
+        'next:',
+        f'  python tools/test.py configs/demo/stage2.py {ckpt} --show-dir show        # evaluate, draw results',
+        f'  python tools/analysis/plot_curves.py {stage2}                              # loss / recall curves',
+        f'  python tools/demo/app.py {ckpt} --config configs/demo/stage2.py --gallery {osp.join(data_root, "test_imgs.tsv")}'
+        '   # web demo (extra [demo])',
+        '  python tools/train.py configs/finetune_flickr30k-cn_vit-b-16.py          # real data: docs/training.md',
+    ])
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
@@ -88,6 +108,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     print(f'\nRetrieval on the demo test split (250 images, 250 captions; R@1 by chance: {chance:.1f})')
     print(format_table(rows))
     print(f'wall time: {time.time() - start:.0f} s')
+    print(next_steps(args.work_dir, args.data_root))
     return rows
 
 

@@ -49,6 +49,13 @@ def cjk_font_properties(preferred: Optional[str] = None):
     from matplotlib import font_manager
     path = find_cjk_font(preferred)
     if path is None:
-        warnings.warn(f'no font with Chinese glyphs found, captions will show boxes; {INSTALL_HINT}', stacklevel=2)
+        _warn_no_cjk_font()
         return font_manager.FontProperties()
     return font_manager.FontProperties(fname=path)
+
+
+@cache
+def _warn_no_cjk_font() -> None:
+    """One warning per process, instead of matplotlib's one per missing glyph and picture."""
+    warnings.warn(f'no font with Chinese glyphs found, captions will show boxes; {INSTALL_HINT}', stacklevel=3)
+    warnings.filterwarnings('ignore', message=r'Glyph \d+ .* missing from font', category=UserWarning)

@@ -1,6 +1,7 @@
 """Example pictures: CJK font lookup and the no-font fallback."""
+import warnings
+
 import numpy as np
-import pytest
 
 from cnclip_mm.visualization import fonts, render_retrieval_example, render_zeroshot_examples
 
@@ -21,11 +22,18 @@ def test_font_lookup_order(tmp_path, monkeypatch):
     fonts.find_cjk_font.cache_clear()
 
 
-def test_render_without_cjk_font_warns_and_writes(tmp_path, monkeypatch):
+def test_render_without_cjk_font_warns_once_and_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(fonts, 'find_cjk_font', lambda preferred=None: None)
-    with pytest.warns(UserWarning, match='no font with Chinese glyphs'):
+    fonts._warn_no_cjk_font.cache_clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
         out = render_retrieval_example('海边的日落', _images(), [True, False, False],
                                        str(tmp_path / 'a' / 'r.png'), scores=[0.3, 0.2, 0.1])
+        render_zeroshot_examples(_images(2), [['猫', '狗'], ['狗', '猫']], [[0.6, 0.4], [0.7, 0.3]], ['猫', '猫'],
+                                 str(tmp_path / 'z.png'))
+    messages = [str(w.message) for w in caught]
+    assert sum('no font with Chinese glyphs' in m for m in messages) == 1, messages
+    assert 'fonts-wqy-microhei' in messages[0] and not any('Glyph' in m for m in messages)
     assert (tmp_path / 'a' / 'r.png').stat().st_size > 2000 and out.endswith('r.png')
 
 

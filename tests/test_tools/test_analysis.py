@@ -73,7 +73,7 @@ def test_evaluate_predictions_errors(tmp_path):
         evaluate_predictions.main([str(gt), str(pred)])
     pred.write_text('{"text_id": 1, "image_ids": [6, 5]}\n{"text_id": 2, "image_ids": [6]}\n')
     out = evaluate_predictions.main([str(gt), str(pred), '--topk', '1', '2'])
-    assert out['t2i_R@1'] == 50.0 and out['t2i_R@2'] == 100.0 and out['mean_recall'] == 75.0
+    assert out['t2i_R@1'] == 50.0 and out['t2i_R@2'] == 100.0 and out['t2i_mean_recall'] == 75.0 and 'mean_recall' not in out
     pred.write_text('{"text_id": 1, "image_ids": [6, 5]}\nnot json\n')
     with pytest.raises(ValueError, match='pred.jsonl line 2: invalid JSON'):
         evaluate_predictions.main([str(gt), str(pred)])

@@ -122,4 +122,7 @@ def test_run_demo_smoke(tmp_path):
     assert osp.isfile(tmp_path / 'work' / 'stage1' / 'epoch_1.pth')
     assert osp.isfile(tmp_path / 'demo' / 'vocab.txt')
     table = format_table(rows)
-    assert table.count('\n') == 3 and 'mean_recall' in table
+    assert table.count('\n') == 3 and 'mean recall' in table and 'stage 2 (all unlocked)' in table
+    from tools.run_demo import next_steps
+    steps = next_steps(str(tmp_path / 'work'), str(tmp_path / 'demo'))
+    assert str(tmp_path / 'work' / 'stage2') in steps and 'tools/test.py configs/demo/stage2.py' in steps

@@ -5,7 +5,9 @@
 
 Text->image predictions ({"text_id", "image_ids"}) are scored against the texts file; image->text
 predictions ({"image_id", "text_ids"}) against the texts file inverted, or a {"image_id", "text_ids"}
-ground-truth file. Keys match the RetrievalRecall metric: t2i_R@1 ... / i2t_R@1 ..., mean_recall.
+ground-truth file. Keys: t2i_R@1 ... or i2t_R@1 ... as in the RetrievalRecall metric, and
+``t2i_mean_recall`` / ``i2t_mean_recall``: the mean of one direction's R@k (the metric's ``mean_recall``
+averages both directions, so it carries another name).
 """
 import argparse
 import json
@@ -35,7 +37,7 @@ def evaluate(ground_truth: str, predictions: str, topk=(1, 5, 10)) -> Dict[str, 
         preds = read_mapping(predictions, 'image_id', 'text_ids')
     recalls = recall_from_predictions(preds, gt, topk, source=predictions)
     out = {f'{direction}_R@{k}': recalls[f'R@{k}'] for k in topk}
-    out['mean_recall'] = sum(out.values()) / len(topk)
+    out[f'{direction}_mean_recall'] = sum(out.values()) / len(topk)
     out['num_queries'] = recalls['num_queries']
     return out
 
