@@ -92,3 +92,23 @@ def test_plot_curves_writes_pngs(tmp_path):
     assert all(Path(p).stat().st_size > 2000 for p in written)
     with pytest.raises(FileNotFoundError, match='no vis_data/scalars.json'):
         plot_curves.main([str(tmp_path / 'curves')])
+
+
+def test_plot_curves_joins_resumed_runs(tmp_path):
+    def run(stamp, records):
+        vis = tmp_path / 'work' / stamp / 'vis_data'
+        vis.mkdir(parents=True)
+        (vis / 'scalars.json').write_text(''.join(json.dumps(r) + '\n' for r in records))
+
+    run('20260101_000000', [dict(step=i, epoch=1 + (i > 5), loss=1.0, lr=1e-4) for i in range(1, 11)] +
+        [dict(step=1, **{'retrieval/mean_recall': 10.0})])
+    run('20260102_000000', [dict(step=i, epoch=2 + (i > 10), loss=2.0, lr=1e-4) for i in range(8, 16)] +
+        [dict(step=2, **{'retrieval/mean_recall': 20.0}), dict(step=3, **{'retrieval/mean_recall': 30.0})])
+    files = plot_curves.find_scalars(str(tmp_path / 'work'))
+    assert [Path(f).parts[-3] for f in files] == ['20260101_000000', '20260102_000000']
+    series, by_epoch = plot_curves.read_scalars(files)
+    assert by_epoch and series['retrieval/mean_recall'] == [(1.0, 10.0), (2.0, 20.0), (3.0, 30.0)]
+    assert [s for s, _ in series['loss']] == list(map(float, range(1, 16)))
+    assert dict(series['loss'])[8.0] == 2.0 and dict(series['loss'])[7.0] == 1.0  # the resumed run wins
+    written = plot_curves.main([str(tmp_path / 'work')])
+    assert sorted(Path(p).name for p in written) == ['loss.png', 'metrics.png']

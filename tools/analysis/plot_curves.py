@@ -2,8 +2,10 @@
 
     python tools/analysis/plot_curves.py work_dirs/finetune_flickr --out-dir work_dirs/finetune_flickr/curves
 
-Takes the newest ``*/vis_data/scalars.json`` under the work dir (or a scalars.json path) and writes
-loss.png (keys with 'loss'), logit_scale.png, and metrics.png (retrieval/* and zeroshot/* keys).
+Joins every run of the work dir (``<timestamp>/vis_data/scalars.json``, oldest first: a resumed run continues
+the earlier ones, and a step logged twice keeps the later value), or reads one scalars.json, and writes loss.png
+(keys with 'loss'), logit_scale.png, and metrics.png (retrieval/* and zeroshot/* keys; plotted against epochs
+with integer ticks when training was epoch-based). Legends sit outside the plot area.
 """
 import argparse
 import glob
@@ -24,31 +26,39 @@ GROUPS = {
 }
 
 
-def find_scalars(path: str) -> str:
+def find_scalars(path: str) -> List[str]:
+    """The scalars files of every run in a work dir, oldest first (timestamp folder names sort by time)."""
     if osp.isfile(path):
-        return path
-    found = glob.glob(osp.join(path, '*', 'vis_data', 'scalars.json')) + \
-        glob.glob(osp.join(path, 'vis_data', 'scalars.json'))
+        return [path]
+    found = sorted(glob.glob(osp.join(path, '*', 'vis_data', 'scalars.json')),
+                   key=lambda f: (osp.basename(osp.dirname(osp.dirname(f))), osp.getmtime(f)))
+    found += glob.glob(osp.join(path, 'vis_data', 'scalars.json'))
     if not found:
         raise FileNotFoundError(f'no vis_data/scalars.json under {path!r} (is it an mmengine work dir?)')
-    return max(found, key=osp.getmtime)
+    return found
 
 
-def read_scalars(path: str) -> Dict[str, List[Tuple[float, float]]]:
-    """``{key: [(step, value), ...]}`` from mmengine's one-JSON-per-line scalars file."""
-    series: Dict[str, List[Tuple[float, float]]] = defaultdict(list)
-    for lineno, rec in iter_jsonl(path):
-        step = rec.get('step', rec.get('iter', lineno))
-        for key, value in rec.items():
-            if key not in ('step', 'iter', 'epoch') and isinstance(value, (int, float)):
-                series[key].append((float(step), float(value)))
-    return dict(series)
+def read_scalars(paths) -> Tuple[Dict[str, List[Tuple[float, float]]], bool]:
+    """``({key: [(step, value), ...] sorted by step}, by_epoch)`` from mmengine's scalars files, joined in
+    order (a later run's value wins for a step logged twice). ``by_epoch``: training records carry an
+    ``epoch``, so evaluation records' ``step`` is an epoch."""
+    joined: Dict[str, Dict[float, float]] = defaultdict(dict)
+    by_epoch = False
+    for path in [paths] if isinstance(paths, str) else paths:
+        for lineno, rec in iter_jsonl(path):
+            step = rec.get('step', rec.get('iter', lineno))
+            by_epoch = by_epoch or 'epoch' in rec
+            for key, value in rec.items():
+                if key not in ('step', 'iter', 'epoch') and isinstance(value, (int, float)):
+                    joined[key][float(step)] = float(value)
+    return {key: sorted(points.items()) for key, points in joined.items()}, by_epoch
 
 
-def plot(series: Dict[str, List[Tuple[float, float]]], out_dir: str) -> List[str]:
+def plot(series: Dict[str, List[Tuple[float, float]]], out_dir: str, by_epoch: bool = False) -> List[str]:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for name, select in GROUPS.items():
@@ -59,13 +69,16 @@ def plot(series: Dict[str, List[Tuple[float, float]]], out_dir: str) -> List[str
         for key in keys:
             steps, values = zip(*series[key])
             ax.plot(steps, values, marker='o' if len(steps) < 30 else None, label=key)
-        ax.set_xlabel('step')
+        if name == 'metrics' and by_epoch:
+            ax.set_xlabel('epoch')
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        else:
+            ax.set_xlabel('iteration')
         ax.set_title(name)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
+        ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
         path = osp.join(out_dir, f'{name}.png')
-        fig.savefig(path, dpi=90)
+        fig.savefig(path, dpi=90, bbox_inches='tight')
         plt.close(fig)
         written.append(path)
     return written
@@ -77,10 +90,11 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
     parser.add_argument('--out-dir', help='default: <work_dir>/curves')
     args = parser.parse_args(argv)
     scalars = find_scalars(args.work_dir)
-    written = plot(read_scalars(scalars), args.out_dir or osp.join(
-        args.work_dir if osp.isdir(args.work_dir) else osp.dirname(scalars), 'curves'))
+    series, by_epoch = read_scalars(scalars)
+    written = plot(series, args.out_dir or osp.join(
+        args.work_dir if osp.isdir(args.work_dir) else osp.dirname(scalars[0]), 'curves'), by_epoch)
     if not written:
-        raise ValueError(f'{scalars}: no loss, logit_scale, retrieval/* or zeroshot/* scalars to plot')
+        raise ValueError(f'{", ".join(scalars)}: no loss, logit_scale, retrieval/* or zeroshot/* scalars to plot')
     print('\n'.join(written))
     return written
 
