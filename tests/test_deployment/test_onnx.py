@@ -32,17 +32,9 @@ def test_fp32_matches_pytorch(tmp_path, tower, tiny_model_cfg):
     export_towers(model, str(tmp_path), validate=False)
     ort = OrtBackend(str(tmp_path))
     size = model.image_encoder.img_size
-    with torch.no_grad():
-        for batch in (1, 7):
-            images = torch.randn(batch, 3, size, size)
-            got = ort.image_feats(images)
-            assert got.shape == (batch, 32)
-            assert float((got - model.extract_image_feat(images)).abs().max()) <= 1e-4
-            for length in (5, 52):
-                ids = _example_ids(batch, length, 21128)
-                assert (ids[:, -1] == 0).any() or length == 5  # padded rows are part of the check
-                got = ort.text_feats(ids)
-                assert float((got - model.extract_text_feat(ids)).abs().max()) <= 1e-4
+    assert ort.image_feats(torch.randn(7, 3, size, size)).shape == (7, 32)
+    assert ort.text_feats(_example_ids(7, 52, 21128)).shape == (7, 32)
+    # batch 1 and 7 x text length 5 and 52 (padded rows included): max |diff| against PyTorch
     report = validate_towers(model, str(tmp_path), lengths=[5, 52])
     assert report['image'] <= 1e-4 and report['text'] <= 1e-4
 

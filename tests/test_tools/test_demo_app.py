@@ -27,7 +27,9 @@ def test_demo_endpoints_equal_inferencers(tmp_path, zoo, monkeypatch):  # noqa: 
     query_image = tmp_path / 'query.png'
     Image.fromarray(rng.integers(0, 256, (50, 50, 3), dtype=np.uint8)).save(query_image)
 
-    demo, url = load_tool('demo/app.py').main([TINY_NAME, '--gallery', str(gallery), '--templates', 'cifar100'],
+    templates = tmp_path / 'templates.txt'
+    templates.write_text('一张{}的照片。\n{}\n', encoding='utf-8')
+    demo, url = load_tool('demo/app.py').main([TINY_NAME, '--gallery', str(gallery), '--templates', str(templates)],
                                               block=False)
     try:
         assert url.startswith('http://127.0.0.1:')
@@ -38,7 +40,7 @@ def test_demo_endpoints_equal_inferencers(tmp_path, zoo, monkeypatch):  # noqa: 
         demo.close()
 
     model = zoo['model']
-    expected = ZeroShotClassificationInferencer(model, classes=['猫', '狗', '汽车', '海'], templates='cifar100',
+    expected = ZeroShotClassificationInferencer(model, classes=['猫', '狗', '汽车', '海'], templates=str(templates),
                                                 topk=3)(Image.open(query_image))[0]
     assert label['label'] == expected['pred_class']
     got = {row[0]: row[1] for row in table['data']}
