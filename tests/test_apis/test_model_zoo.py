@@ -3,7 +3,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -16,7 +15,7 @@ from cnclip_mm.utils.download import DownloadError, download
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / 'test_evaluation'))
-from eval_fixtures import load_tool, tiny_test_config  # noqa: E402
+from eval_fixtures import load_tool, tiny_test_config, write_elevater  # noqa: E402
 from zoo_fixtures import TINY_NAME  # noqa: E402
 
 
@@ -98,16 +97,8 @@ def test_register_models_and_config_paths(zoo, monkeypatch):
 
 
 def test_tools_test_and_load_from_take_url(zoo, tmp_path, vocab_file):
-    from PIL import Image
-    root = tmp_path / 'elevater'  # 2 classes x 2 images: a small zero-shot set
-    rng = np.random.default_rng(0)
-    for label in range(2):
-        (root / 'test' / f'{label:03d}').mkdir(parents=True)
-        for j in range(2):
-            Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(
-                root / 'test' / f'{label:03d}' / f'{j}.jpg')
-    (root / 'label_cn.txt').write_text('猫\n狗\n', encoding='utf-8')
-    cfg_file = tiny_test_config(tmp_path, 'zeroshot_elevater.py', str(root), vocab_file, retrieval=False)
+    root = write_elevater(str(tmp_path / 'elevater'), ['猫', '狗'])  # a small zero-shot set
+    cfg_file = tiny_test_config(tmp_path, 'zeroshot_elevater.py', root, vocab_file, retrieval=False)
     test_tool = load_tool('test.py')
     by_url = test_tool.main([cfg_file, zoo['url'], '--work-dir', str(tmp_path / 'w1')])
     assert set(by_url) == {'zeroshot/top1', 'zeroshot/top5'}

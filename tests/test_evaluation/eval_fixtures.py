@@ -40,6 +40,18 @@ def cifar_images(labels_len: int, seed: int = 0) -> np.ndarray:
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
 
 
+def write_elevater(root: str, classes: Sequence[str], per_class: int = 2, seed: int = 0) -> str:
+    """An ELEVATER folder: ``test/{class_index:03d}/*.jpg`` (random 20x24 images) and ``label_cn.txt``."""
+    rng = np.random.default_rng(seed)
+    for label in range(len(classes)):
+        folder = Path(root) / 'test' / f'{label:03d}'
+        folder.mkdir(parents=True)
+        for j in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(folder / f'{j}.jpg')
+    (Path(root) / 'label_cn.txt').write_text(''.join(f'{c}\n' for c in classes), encoding='utf-8')
+    return str(root)
+
+
 def random_png(rng: np.random.Generator, size: int = 40) -> bytes:
     img = Image.fromarray(rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8))
     buf = io.BytesIO()

@@ -18,6 +18,7 @@ from eval_fixtures import (  # noqa: E402
     load_tool,
     tiny_test_config,
     write_cifar100,
+    write_elevater,
     write_retrieval_tsv,
 )
 
@@ -54,17 +55,8 @@ def test_zeroshot_cifar_three_formats(tmp_path, vocab_file):
 
 
 def test_elevater_folder(tmp_path, vocab_file):
-    import numpy as np
-    from PIL import Image
-    root = tmp_path / 'elevater'
-    rng = np.random.default_rng(0)
-    for label in range(3):
-        (root / 'test' / f'{label:03d}').mkdir(parents=True)
-        for j in range(2):
-            Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(
-                root / 'test' / f'{label:03d}' / f'{j}.jpg')
-    (root / 'label_cn.txt').write_text('猫\n狗\n汽车\n', encoding='utf-8')
-    cfg = tiny_test_config(tmp_path, 'zeroshot_elevater.py', str(root), vocab_file, retrieval=False)
+    root = write_elevater(str(tmp_path / 'elevater'), ['猫', '狗', '汽车'])
+    cfg = tiny_test_config(tmp_path, 'zeroshot_elevater.py', root, vocab_file, retrieval=False)
     ckpt = _checkpoints(tmp_path, cfg)['own']
     metrics = test_tool.main([cfg, ckpt, '--work-dir', str(tmp_path / 'work')])
     # 3 classes: top-5 covers every class, top-1 is a multiple of 1/6
