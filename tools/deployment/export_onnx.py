@@ -39,7 +39,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, str]:
         report = validate_towers(model, args.out_dir, fp16=args.fp16)
         what = 'min cosine' if args.fp16 else 'max |diff|'
         print('validated against PyTorch (batch 1 and 7): ' +
-              ', '.join(f'{kind} {what} {value:.3g}' for kind, value in report.items()))
+              ', '.join(f'{kind} {what} {value:.7f}' for kind, value in report.items()))
     print(f'wrote {paths["image"]}, {paths["text"]}')
     return paths
 
