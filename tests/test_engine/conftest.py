@@ -79,7 +79,7 @@ def tiny_runner_cfg(work_dir: str, data_root: str, max_epochs: int = 2, batch_si
                          dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
                               convert_to_iter_based=True)],
         train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1),
+        default_hooks=dict(checkpoint=dict(type='CLIPCheckpointHook', interval=1),
                            logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=[dict(type='LogitScaleClampHook'), *custom_hooks],
         randomness=dict(seed=seed),
