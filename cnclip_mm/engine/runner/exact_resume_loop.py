@@ -23,11 +23,13 @@ class ExactResumeEpochBasedTrainLoop(EpochBasedTrainLoop):
             return super().run_epoch()
         self.runner.call_hook('before_train_epoch')
         self.runner.model.train()
-        states = get_rng_states()  # as the checkpoint left them (RNGStateHook)
-        batches = iter(self.dataloader)
-        for _ in range(min(done, len(self.dataloader))):
-            next(batches)
-        set_rng_states(states)
+        batches = iter(())  # an iteration checkpoint at the epoch's last batch: only its end is left
+        if done < len(self.dataloader):
+            states = get_rng_states()  # as the checkpoint left them (RNGStateHook)
+            batches = iter(self.dataloader)
+            for _ in range(done):
+                next(batches)
+            set_rng_states(states)
         self.runner.logger.info(f'resumed mid-epoch: skipped the {done} batches of epoch {self._epoch} '
                                 'trained before the checkpoint')
         for idx, data_batch in enumerate(batches, start=done):
