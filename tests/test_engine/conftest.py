@@ -96,3 +96,15 @@ def tiny_runner_cfg(work_dir: str, data_root: str, max_epochs: int = 2, batch_si
             val_evaluator=dict(type='RetrievalRecall'),
             val_cfg=dict(type='ValLoop'))
     return cfg
+
+
+@pytest.fixture(scope='session')
+def trained(tiny_data, tmp_path_factory):
+    """A finished one-epoch run of :func:`tiny_runner_cfg` (with ``RNGStateHook``): ``(work_dir, cfg)``."""
+    from mmengine.config import Config
+
+    from cnclip_mm.engine import CLIPRunner
+    work = str(tmp_path_factory.mktemp('ckpt_run'))
+    cfg = tiny_runner_cfg(work, data_root=tiny_data, max_epochs=1, custom_hooks=[dict(type='RNGStateHook')])
+    CLIPRunner.from_cfg(Config(copy.deepcopy(cfg))).train()
+    return work, cfg

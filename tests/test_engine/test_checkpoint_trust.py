@@ -21,17 +21,14 @@ from cnclip_mm.engine import CLIPRunner
 from cnclip_mm.models.converters import CheckpointMismatchError, load_checkpoint, safe_torch_load
 from cnclip_mm.models.converters.stored_config import StoredConfigError, parse_model_assignment
 from cnclip_mm.registry import MODELS
-from tests.test_engine.conftest import tiny_runner_cfg
 from tools.train import main as train_main
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
-def trained(tiny_data, tmp_path_factory):
-    work = str(tmp_path_factory.mktemp('trust_run'))
-    cfg = tiny_runner_cfg(work, tiny_data, max_epochs=1, custom_hooks=[dict(type='RNGStateHook')])
-    CLIPRunner.from_cfg(Config(cfg)).train()
+def own(trained):
+    work, cfg = trained
     path = osp.join(work, 'epoch_1.pth')
     assert safe_torch_load(path)['meta']['model_cfg']['type'] == 'ChineseCLIP'  # stored as data
     return path, cfg
@@ -77,8 +74,8 @@ def _evil(value, payload):
     return value
 
 
-def test_code_stored_in_a_checkpoint_never_runs(trained, tmp_path):
-    path, cfg = trained
+def test_code_stored_in_a_checkpoint_never_runs(own, tmp_path):
+    path, cfg = own
     marker = tmp_path / 'PWNED'
     code = f"__import__('pathlib').Path({str(marker)!r}).touch()"
     ckpt = safe_torch_load(path)
@@ -112,8 +109,8 @@ class _Payload:
         return os.system, (f'touch {self.marker}',)
 
 
-def test_a_pickle_with_code_is_refused_by_every_path(trained, tmp_path):
-    path, cfg = trained
+def test_a_pickle_with_code_is_refused_by_every_path(own, tmp_path):
+    path, cfg = own
     marker = tmp_path / 'PWNED'
     ckpt = safe_torch_load(path)
     ckpt['meta']['dataset_meta'] = _Payload(marker)
@@ -136,8 +133,8 @@ def test_stored_config_text_is_parsed_as_literals_only():
 
 
 @pytest.mark.parametrize('damage', ['missing', 'misshaped'])
-def test_mismatched_own_checkpoint_fails_in_every_path_listing_keys(trained, tmp_path, damage):
-    path, cfg = trained
+def test_mismatched_own_checkpoint_fails_in_every_path_listing_keys(own, tmp_path, damage):
+    path, cfg = own
     ckpt = safe_torch_load(path)
     if damage == 'missing':
         del ckpt['state_dict']['image_encoder.ln_post.weight']
@@ -154,10 +151,10 @@ def test_mismatched_own_checkpoint_fails_in_every_path_listing_keys(trained, tmp
     _runner(cfg, str(tmp_path / 'partial'), bad, load_strict=False).load_or_resume()
 
 
-def test_resaved_own_checkpoint_loads_in_every_path(trained, tmp_path):
+def test_resaved_own_checkpoint_loads_in_every_path(own, tmp_path):
     """Re-saved by plain torch.save in a process that never imported cnclip_mm.engine (HistoryBuffer then
     pickles its statistics functions through getattr)."""
-    path, cfg = trained
+    path, cfg = own
     ckpt = safe_torch_load(path)
     reducer = copyreg.dispatch_table.pop(HistoryBuffer)
     try:
