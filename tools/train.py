@@ -63,6 +63,8 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    # CLIPRunner's loader never executes a checkpoint's stored config and checks keys strictly.
+    cfg.setdefault('runner_type', 'CLIPRunner')
     cfg.launcher = args.launcher
     if args.work_dir:
         cfg.work_dir = args.work_dir

@@ -4,10 +4,10 @@ from typing import Optional, Union
 
 import torch
 from mmengine.config import Config, ConfigDict
-from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 
 from cnclip_mm.models.converters import infer_model_cfg, load_state_dict_any, load_state_dict_into
+from cnclip_mm.models.converters.stored_config import stored_model_cfg
 from cnclip_mm.registry import MODELS
 
 CONTEXT_LENGTH = 52
@@ -21,7 +21,8 @@ def init_model(config: Union[str, Config, dict, None] = None, checkpoint: Option
     Args:
         config: a config file, a ``Config`` or a dict: either a full config with a ``model`` entry or the model
             config itself. ``None`` infers the architecture from ``checkpoint`` (HF: config.json; official /
-            mmpretrain: tensor shapes; own: the config stored in its meta).
+            mmpretrain: tensor shapes; own: the model config stored in its meta as data, see
+            ``stored_config``).
         checkpoint: official ``.pt``, Hugging Face folder / ``.safetensors`` / ``.bin``, mmpretrain ``.pth`` or
             one of this project's checkpoints; ``None`` keeps the initial weights (``init_cfg`` applied).
         device: where to put the model.
@@ -38,7 +39,8 @@ def init_model(config: Union[str, Config, dict, None] = None, checkpoint: Option
     if config is not None:
         model_cfg = _model_cfg(config)
     else:
-        model_cfg = _stored_model_cfg(extra) or infer_model_cfg(state_dict, fmt, extra)
+        stored = stored_model_cfg(extra.get('meta'), source=str(checkpoint))  # read as data, never run
+        model_cfg = copy.deepcopy(stored) if stored else infer_model_cfg(state_dict, fmt, extra)
     if state_dict is not None:
         _drop_pretrained_sources(model_cfg, state_dict, fmt, extra)
     vocab = vocab_file or extra.get('vocab_file')
@@ -98,17 +100,3 @@ def _plain(cfg):
     if isinstance(cfg, (list, tuple)):
         return type(cfg)(_plain(v) for v in cfg)
     return cfg
-
-
-def _stored_model_cfg(extra: dict) -> Optional[dict]:
-    """The model config saved in an mmengine checkpoint's meta (``meta['cfg']``, a config text)."""
-    text = (extra.get('meta') or {}).get('cfg')
-    if not isinstance(text, str) or not text.strip():
-        return None
-    try:
-        config = Config.fromstring(text, '.py')
-    except Exception as err:  # an unparsable stored config: fall back to the shapes
-        print_log(f'ignoring the config stored in the checkpoint meta ({err}); inferring from shapes',
-                  logger='current', level=30)
-        return None
-    return _model_cfg(config) if 'model' in config else None

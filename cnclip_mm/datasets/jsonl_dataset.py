@@ -44,6 +44,9 @@ class ImageTextJsonlDataset(BaseImageTextDataset):
                     self.bad_samples.handle(where, f'image file {path!r} does not exist')
                     continue
                 images[rel] = len(images)
+            if captions == []:
+                self.bad_samples.handle(where, '"caption" is an empty list')
+                continue
             for caption in captions if isinstance(captions, list) else [captions]:
                 texts.append((where, len(texts), caption, [images[rel]]))
         self._records = ({i: dict(img_path=osp.join(img_root, rel), source=f'{self.ann_file}: {rel}')

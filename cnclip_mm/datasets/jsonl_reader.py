@@ -8,13 +8,18 @@ from .bad_samples import BadSampleLog
 def iter_jsonl(path: str, bad_samples: BadSampleLog) -> Iterator[Tuple[str, dict]]:
     """Yield ``(where, obj)`` for each JSON object line; blank lines are ignored.
 
-    A line that is not a JSON object goes to the bad-sample policy.
+    A line that is not UTF-8 or not a JSON object goes to the bad-sample policy.
     """
-    with open(path, encoding='utf-8') as f:
-        for lineno, line in enumerate(f, 1):
+    with open(path, 'rb') as f:  # decoded per line, so a bad byte names its line
+        for lineno, raw in enumerate(f, 1):
+            where = f'{path} line {lineno}'
+            try:
+                line = raw.decode('utf-8')
+            except UnicodeDecodeError as err:
+                bad_samples.handle(where, f'not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})')
+                continue
             if not line.strip():
                 continue
-            where = f'{path} line {lineno}'
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as err:

@@ -11,24 +11,16 @@ class-level registry that every process fills on import, so we pickle buffers wi
 import copyreg
 from typing import List
 
-import numpy as np
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 
-
-def _numpy_rebuild_types() -> List[object]:
-    try:  # numpy >= 2
-        from numpy._core import multiarray
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core import multiarray
-    dtypes = [type(np.dtype(t)) for t in
-              ('float64', 'float32', 'float16', 'int64', 'int32', 'int16', 'int8', 'uint8', 'bool')]
-    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *dtypes]
+from cnclip_mm.models.converters.files import checkpoint_types
 
 
 def mmengine_checkpoint_types() -> List[object]:
-    """The globals an mmengine checkpoint (message hub + numpy history) needs beyond tensors."""
-    return [HistoryBuffer, *_numpy_rebuild_types()]
+    """The globals an mmengine checkpoint (message hub + numpy history) needs beyond tensors: the same
+    allow-list :func:`cnclip_mm.models.converters.files.safe_torch_load` uses (one list for every path)."""
+    return checkpoint_types()
 
 
 def _reduce_history_buffer(buf: HistoryBuffer):

@@ -7,7 +7,7 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),  # loss, lr, time, data_time and ETA
     param_scheduler=dict(type='ParamSchedulerHook'),
     # Every N iterations, keep the last 3, plus the best by validation mean recall.
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2000, max_keep_ckpts=3,
+    checkpoint=dict(type='CLIPCheckpointHook', by_epoch=False, interval=2000, max_keep_ckpts=3,
                     save_last=True, save_best='retrieval/mean_recall', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # Always on, so leaf configs' custom_hooks never have to repeat them:

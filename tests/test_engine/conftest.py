@@ -79,7 +79,7 @@ def tiny_runner_cfg(work_dir: str, data_root: str, max_epochs: int = 2, batch_si
                          dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs,
                               convert_to_iter_based=True)],
         train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1),
+        default_hooks=dict(checkpoint=dict(type='CLIPCheckpointHook', interval=1),
                            logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=[dict(type='LogitScaleClampHook'), *custom_hooks],
         randomness=dict(seed=seed),
@@ -96,3 +96,15 @@ def tiny_runner_cfg(work_dir: str, data_root: str, max_epochs: int = 2, batch_si
             val_evaluator=dict(type='RetrievalRecall'),
             val_cfg=dict(type='ValLoop'))
     return cfg
+
+
+@pytest.fixture(scope='session')
+def trained(tiny_data, tmp_path_factory):
+    """A finished one-epoch run of :func:`tiny_runner_cfg` (with ``RNGStateHook``): ``(work_dir, cfg)``."""
+    from mmengine.config import Config
+
+    from cnclip_mm.engine import CLIPRunner
+    work = str(tmp_path_factory.mktemp('ckpt_run'))
+    cfg = tiny_runner_cfg(work, data_root=tiny_data, max_epochs=1, custom_hooks=[dict(type='RNGStateHook')])
+    CLIPRunner.from_cfg(Config(copy.deepcopy(cfg))).train()
+    return work, cfg

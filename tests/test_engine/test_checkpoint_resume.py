@@ -12,14 +12,6 @@ from cnclip_mm.engine.checkpoint_safety import mmengine_checkpoint_types
 from tests.test_engine.conftest import tiny_runner_cfg
 
 
-@pytest.fixture(scope='module')
-def trained(tiny_data, tmp_path_factory):
-    work = str(tmp_path_factory.mktemp('ckpt_run'))
-    cfg = tiny_runner_cfg(work, tiny_data, max_epochs=1, custom_hooks=[dict(type='RNGStateHook')])
-    CLIPRunner.from_cfg(Config(cfg)).train()
-    return work, cfg
-
-
 def test_checkpoint_loads_with_weights_only(trained):
     work, _ = trained
     ckpt = torch.load(osp.join(work, 'epoch_1.pth'), weights_only=True)

@@ -1,11 +1,28 @@
 """Save and restore the random generators with checkpoints, so a resumed run continues exactly."""
 import random
+from typing import Optional
 
 import numpy as np
 import torch
 from mmengine.hooks import Hook
 
 from cnclip_mm.registry import HOOKS
+
+
+def get_rng_states() -> tuple:
+    """The python, numpy, torch (and CUDA) generator states of this process, in memory."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    return random.getstate(), np.random.get_state(), torch.get_rng_state(), cuda
+
+
+def set_rng_states(states: tuple) -> None:
+    """Put back states taken by :func:`get_rng_states`."""
+    python, numpy, torch_state, cuda = states
+    random.setstate(python)
+    np.random.set_state(numpy)
+    torch.set_rng_state(torch_state)
+    if cuda is not None:
+        torch.cuda.set_rng_state_all(cuda)
 
 
 @HOOKS.register_module()
@@ -15,9 +32,27 @@ class RNGStateHook(Hook):
     mmengine re-seeds a resumed run from scratch, so dropout masks and augmentations after a resume
     differ from an uninterrupted run; with this hook they are the same. Only the saving rank's state
     is stored: every rank continues from it.
+
+    Validation must not move the training random streams (its data loader draws a seed, for one), or a
+    run resumed from an epoch checkpoint written before validation would diverge: the states are taken
+    before each validation run and put back before anything saves a checkpoint after it.
     """
 
-    priority = 'LOW'
+    priority = 'LOW'  # after_val_epoch runs before CheckpointHook's (VERY_LOW) best-checkpoint save
+
+    def __init__(self) -> None:
+        self._before_val: Optional[tuple] = None
+
+    def before_val(self, runner) -> None:
+        self._before_val = get_rng_states()
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if self._before_val is not None:
+            set_rng_states(self._before_val)
+
+    def after_val(self, runner) -> None:
+        self.after_val_epoch(runner)
+        self._before_val = None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         np_state = np.random.get_state()

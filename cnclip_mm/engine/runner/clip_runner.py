@@ -1,13 +1,17 @@
 """Runner with the official ``--reset-optimizer`` / ``--reset-data-offset`` resume options."""
 import os
 import os.path as osp
+from typing import Optional
 
 import torch
 import torch.distributed as torch_dist
+from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from cnclip_mm.registry import RUNNERS
+
+from .atomic_io import commit_file
 
 
 @RUNNERS.register_module()
@@ -18,6 +22,7 @@ class CLIPRunner(Runner):
     state. ``reset_data_offset=True``: a resume restarts at epoch 0 / iteration 0 with fresh
     parameter schedules (the optimizer state is still restored unless ``reset_optimizer``).
     Both together equal ``load_from`` (weights only), which is how stage 2 starts from stage 1.
+    ``load_strict=False``: ``load_from`` loads the matching weights only (default: mismatches raise).
 
     ``load_from`` may also name a work dir's ``last_checkpoint`` file (written by ``CheckpointHook``):
     the checkpoint it points to is loaded, so stage-2 configs need not know stage 1's file names.
@@ -25,6 +30,7 @@ class CLIPRunner(Runner):
 
     reset_optimizer = False
     reset_data_offset = False
+    load_strict = True
 
     def setup_env(self, env_cfg: dict) -> None:
         # mmengine's pytorch launcher calls torch.cuda.set_device unconditionally, which fails on
@@ -43,32 +49,70 @@ class CLIPRunner(Runner):
         runner = super().from_cfg(cfg)
         runner.reset_optimizer = bool(cfg.get('reset_optimizer', False))
         runner.reset_data_offset = bool(cfg.get('reset_data_offset', False))
+        runner.load_strict = bool(cfg.get('load_strict', True))
         return runner
 
-    def load_checkpoint(self, filename: str, *args, **kwargs):
-        """Load weights; a foreign checkpoint (official, HF, mmpretrain) is converted and loaded strictly.
+    def load_checkpoint(self, filename: str, map_location='cpu', strict: Optional[bool] = None,
+                        revise_keys=None):
+        """Load weights through the project's one loader: own, re-saved and foreign files alike.
 
-        mmengine's own loader neither renames keys nor checks them (``strict=False``), so an official
-        ``.pt`` given as ``load_from`` would load nothing and training would start from random weights.
+        ``load_state_dict_any`` reads every path with ``torch.load(weights_only=True)`` and one
+        allow-list, converts official / HF / mmpretrain keys, and the keys are checked strictly
+        (``CheckpointMismatchError`` lists missing, unexpected and mis-shaped keys). ``load_strict = False``
+        in the config loads what matches instead (fine-tuning with another head); a resume is always
+        strict. Nothing stored in the checkpoint is executed: the config text mmengine's ``resume`` would
+        run (``meta['config']``) is dropped here.
         """
+        from cnclip_mm.models.converters import load_state_dict_any, load_state_dict_into
         filename = resolve_checkpoint(filename)
-        from cnclip_mm.models.converters import (
-            is_own_checkpoint,
-            load_state_dict_any,
-            load_state_dict_into,
-        )
-        if is_own_checkpoint(filename):  # keys peeked memory-mapped: mmengine reads the file once
-            return super().load_checkpoint(filename, *args, **kwargs)
-        state_dict, fmt, _ = load_state_dict_any(filename)
-        if fmt == 'mm':  # an own checkpoint in torch's legacy (non-zip) format
-            return super().load_checkpoint(filename, *args, **kwargs)
-        if self._resuming:
+        state_dict, fmt, extra = load_state_dict_any(filename)
+        if self._resuming and fmt != 'mm':
             raise ValueError(f'cannot resume from {filename}: it is a {fmt}-format checkpoint without the '
                              'optimizer and loop state of a cnclip-mm run; use load_from (weights only)')
+        checkpoint = dict(extra.get('raw') or {}, state_dict=state_dict)
+        checkpoint['meta'] = {k: v for k, v in (checkpoint.get('meta') or {}).items() if k != 'config'}
+        if self._resuming:
+            missing = [k for k in ('message_hub', 'optimizer') if k not in checkpoint]
+            missing += [f'meta.{k}' for k in ('epoch', 'iter') if k not in checkpoint['meta']]
+            if missing:
+                raise ValueError(f'cannot resume from {filename}: it lacks {", ".join(missing)} (a weights-only '
+                                 'checkpoint); use load_from')
+        if fmt == 'mm':
+            self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model
-        load_state_dict_into(model, state_dict, strict=True, source=f'{filename} ({fmt} format)')
-        self.logger.info(f'load_from: {filename} converted from the {fmt} format and loaded strictly')
-        return dict(state_dict=state_dict)
+        strict = True if self._resuming else (self.load_strict if strict is None else strict)
+        load_state_dict_into(model, state_dict, strict=strict, source=f'{filename} ({fmt} format)')
+        self._has_loaded = True
+        self.logger.info(f'loaded {filename} ({fmt} format, {"strict" if strict else "non-strict"})')
+        return checkpoint
+
+    def save_checkpoint(self, out_dir: str, filename: str, file_client_args=None, save_optimizer: bool = True,
+                        save_param_scheduler: bool = True, meta: Optional[dict] = None, by_epoch: bool = True,
+                        backend_args=None) -> None:
+        """mmengine's checkpoint plus ``meta['model_cfg']`` (the model config as plain data), written atomically.
+
+        A local file is written as ``<name>.part``, flushed to disk and renamed over ``<name>``, so a
+        process killed while saving never leaves a truncated checkpoint under the real name.
+        """
+        from cnclip_mm.models.converters.stored_config import plain_model_cfg
+        meta = dict(meta or {})
+        model_cfg = plain_model_cfg(self.cfg.get('model'))
+        if model_cfg is not None:
+            meta['model_cfg'] = model_cfg
+        local = file_client_args is None and backend_args is None and '://' not in str(out_dir)
+        part = f'{filename}.part' if local else filename
+        super().save_checkpoint(out_dir, part, file_client_args, save_optimizer, save_param_scheduler,
+                                meta, by_epoch, backend_args)
+        if local and is_main_process():
+            commit_file(osp.join(out_dir, part), osp.join(out_dir, filename))
+
+    def build_train_loop(self, loop):
+        """Epoch-based loops resume mid-epoch exactly (:class:`ExactResumeEpochBasedTrainLoop`)."""
+        if isinstance(loop, dict) and loop.get('type', 'EpochBasedTrainLoop' if loop.get('by_epoch') else None) \
+                == 'EpochBasedTrainLoop':
+            loop = {k: v for k, v in loop.items() if k != 'by_epoch'}
+            loop['type'] = 'ExactResumeEpochBasedTrainLoop'
+        return super().build_train_loop(loop)
 
     _resuming = False
 

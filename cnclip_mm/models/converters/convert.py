@@ -3,16 +3,16 @@ import os
 from typing import Optional
 
 import torch
-from mmengine.config import Config
 
 from .infer import infer_model_cfg
 from .loading import load_state_dict_any
+from .stored_config import is_plain
 
 
 def convert_checkpoint(src: str, dst: str, expect: Optional[str] = None) -> str:
     """Convert ``src`` (any supported format) to an mmengine-style checkpoint at ``dst``.
 
-    The result is ``{'state_dict': ..., 'meta': {'cfg': <model config text>, 'source': ..., 'source_format':
+    The result is ``{'state_dict': ..., 'meta': {'model_cfg': <model config as a plain dict>, 'source': ..., 'source_format':
     ...}}``; the stored config keeps what the shapes cannot tell (head counts from HF's config.json, the
     vocabulary folder), so ``init_model(checkpoint=dst)`` rebuilds the same model.
 
@@ -28,7 +28,9 @@ def convert_checkpoint(src: str, dst: str, expect: Optional[str] = None) -> str:
     if expect is not None and fmt != expect:
         raise ValueError(f'{src} is a {fmt!r} checkpoint, not {expect!r}')
     model_cfg = infer_model_cfg(state_dict, fmt, extra)
-    meta = dict(cfg=Config(dict(model=model_cfg)).pretty_text, source=os.fspath(src), source_format=fmt)
+    if not is_plain(model_cfg):
+        raise TypeError(f'{src}: the inferred model config is not plain data: {model_cfg!r}')
+    meta = dict(model_cfg=model_cfg, source=os.fspath(src), source_format=fmt)
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     torch.save(dict(state_dict=state_dict, meta=meta), dst)
     return fmt

@@ -27,12 +27,21 @@ def _history_buffer_getattr(obj: Any, name: Any) -> Any:
     raise RuntimeError(f'refusing getattr({obj!r}, {name!r}) while unpickling a checkpoint')
 
 
-def _safe_globals() -> List[Any]:
+def checkpoint_types() -> List[Any]:
+    """The one allow-list: globals this project's (mmengine) checkpoints need beyond tensors.
+
+    ``HistoryBuffer`` (message hub) and the numpy scalar / array rebuild types. Every loading path uses
+    :func:`safe_torch_load`, which adds a ``getattr`` that only reaches ``HistoryBuffer``'s public methods.
+    """
     from mmengine.logging import HistoryBuffer
     multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
-    dtypes = [type(np.dtype(t)) for t in ('float16', 'float32', 'float64', 'int32', 'int64', 'bool')]
-    return [multiarray.scalar, multiarray._reconstruct, np.dtype, np.ndarray, HistoryBuffer, *dtypes,
-            (_history_buffer_getattr, 'builtins.getattr')]
+    dtypes = [type(np.dtype(t)) for t in
+              ('float64', 'float32', 'float16', 'int64', 'int32', 'int16', 'int8', 'uint8', 'bool')]
+    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, HistoryBuffer, *dtypes]
+
+
+def _safe_globals() -> List[Any]:
+    return [*checkpoint_types(), (_history_buffer_getattr, 'builtins.getattr')]
 
 
 def safe_torch_load(path: str, mmap: bool = False) -> Any:
@@ -71,8 +80,8 @@ def read_weights(path: str) -> Tuple[StateDict, dict]:
 
     Returns:
         ``(state_dict, extra)``; ``extra`` may hold ``hf_config`` (config.json), ``vocab_file`` (a folder with a
-        vocabulary), ``meta`` (mmengine meta) and ``checkpoint`` (the other top-level entries of an official file:
-        epoch, step, name).
+        vocabulary), ``meta`` (mmengine meta), ``checkpoint`` (the other top-level entries of an official file:
+        epoch, step, name) and ``raw`` (the whole loaded dict).
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -95,6 +104,7 @@ def unwrap(obj: Any, path: str) -> Tuple[StateDict, dict]:
                 extra['meta'] = obj['meta']
             extra['checkpoint'] = {k: v for k, v in obj.items()
                                    if k in ('epoch', 'step', 'name', 'iter')}
+            extra['raw'] = obj  # the whole checkpoint (optimizer, loop state) for resume
             return _check_tensors(obj[entry], path), extra
     return _check_tensors(obj, path), extra
 
