@@ -6,7 +6,6 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from cnclip_mm.registry import HOOKS
-
 from cnclip_mm.utils.text_checks import describe_class_name_problems
 
 from ..templates import load_templates, official_templates, read_lines
