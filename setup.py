@@ -1,4 +1,8 @@
-"""Install cnclip-mm: ``pip install -e .`` (add ``[tests]`` for the test tools)."""
+"""Install cnclip-mm: ``pip install -c requirements/constraints.txt -e .`` (add ``[tests]`` for the test tools).
+
+``install_requires`` holds compatible ranges (a user's own torch stays); the tested exact versions are
+``requirements/constraints.txt``.
+"""
 import re
 from pathlib import Path
 
