@@ -191,12 +191,23 @@ def _model_weights(model: MutableMapping) -> Iterator[Missing]:
                           'model.text_encoder.pretrained to that folder; or None for random weights')
 
 
+def _generated_roots(cfg) -> List[str]:
+    """Folders that datasets generate on first use (the demo writes its own vocab there)."""
+    roots = []
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        if isinstance(loader, MutableMapping):
+            roots += [osp.abspath(ds.get('data_root', '')) for ds in _datasets(loader.get('dataset'))
+                      if ds.get('type') == 'DemoImageTextDataset']
+    return roots
+
+
 def _vocabs(cfg) -> Iterator[Missing]:
-    seen = set()
+    seen = set(_generated_roots(cfg))
     for tok in (t for _, value in cfg.items() for t in _tokenizer_cfgs(value)):  # a Config is no Mapping
         vocab = tok.get('vocab_file')
-        if not vocab or vocab in seen:
-            continue  # None: the vocab shipped in the package
+        if not vocab or vocab in seen or osp.dirname(osp.abspath(str(vocab))) in seen:
+            continue  # None: the vocab shipped in the package; or one a dataset generates
         seen.add(vocab)
         problem = _local_or_hub(str(vocab), ('vocab.txt', 'tokenizer.json'))
         if problem:

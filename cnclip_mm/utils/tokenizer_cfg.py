@@ -14,8 +14,9 @@ def share_tokenizer(cfg: MutableMapping) -> MutableMapping:
     """Fill the model's and each pipeline's missing tokenizer from ``cfg['tokenizer']`` (in place).
 
     An explicit tokenizer (with ``type``) in the model or in a ``TokenizeText`` step wins; a partial one
-    (e.g. only ``context_length``) is laid over the shared one. A relative ``vocab_file`` that
-    exists here is made absolute, so the config stored in checkpoints works from any directory.
+    (e.g. only ``context_length``) is laid over the shared one. A relative ``vocab_file`` that exists here (or
+    names a ``.txt`` file, e.g. one the demo generates later) is made absolute, so the config stored in
+    checkpoints works from any directory; hub names stay as they are.
 
     Args:
         cfg: an mmengine ``Config`` or a plain dict; left unchanged when it has no top-level ``tokenizer``.
@@ -28,7 +29,7 @@ def share_tokenizer(cfg: MutableMapping) -> MutableMapping:
         return cfg
     shared.setdefault('type', 'ChineseTokenizer')
     vocab = shared.get('vocab_file')
-    if isinstance(vocab, str) and not osp.isabs(vocab) and osp.exists(vocab):
+    if isinstance(vocab, str) and not osp.isabs(vocab) and (osp.exists(vocab) or vocab.endswith('.txt')):
         shared['vocab_file'] = osp.abspath(vocab)
     model = cfg.get('model')
     if isinstance(model, MutableMapping):

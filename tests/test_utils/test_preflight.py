@@ -124,3 +124,10 @@ def test_dataset_smaller_than_one_batch_names_both_numbers(tmp_path):
     with pytest.raises(ValueError, match=r'the training set has 6 items \(6 per process with 1 process\(es\)\), '
                                          r'fewer than one batch of train_dataloader.batch_size=8 with drop_last=True'):
         train_main([str(tmp_path / 'small.py'), '--work-dir', str(tmp_path / 'work'), '--no-validate'])
+
+
+def test_generated_demo_data_and_vocab_are_not_missing(tmp_path, monkeypatch, no_hub):
+    monkeypatch.chdir(tmp_path)
+    cfg = Config.fromfile(str(REPO / 'configs' / 'demo' / 'stage1.py'))
+    check_inputs(cfg, 'train')  # data/demo (and its vocab.txt) are written on first use
+    assert not (tmp_path / 'data').exists()

@@ -3,6 +3,7 @@ import filecmp
 import os
 from pathlib import Path
 
+import torch
 from mmengine.config import Config
 
 from cnclip_mm.models.tokenizer import SHIPPED_VOCAB, ChineseTokenizer
@@ -84,3 +85,30 @@ def test_explicit_and_partial_tokenizers(tmp_path, monkeypatch):
     assert steps[1]['tokenizer'] == dict(type='ChineseTokenizer', vocab_file='own')
     tok = MODELS.build(dict(type='ChineseTokenizer'))
     assert tok.vocab_file == SHIPPED_VOCAB
+    later = share_tokenizer(dict(tokenizer=dict(vocab_file='data/demo/vocab.txt'), model=dict()))
+    assert later['model']['tokenizer']['vocab_file'] == str(tmp_path / 'data/demo/vocab.txt')  # written later
+    hub = share_tokenizer(dict(tokenizer=dict(vocab_file='hfl/rbt3'), model=dict()))
+    assert hub['model']['tokenizer']['vocab_file'] == 'hfl/rbt3'
+
+
+def test_checkpoint_stores_an_absolute_vocab_path(tmp_path, monkeypatch):
+    """A trained checkpoint's stored config names the vocab absolutely: it loads from any directory."""
+    from tests.test_engine.conftest import tiny_runner_cfg, write_tiny_tsv
+    from tools.train import main as train_main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'd').mkdir()
+    write_tiny_tsv(str(tmp_path / 'd'), 'train', 8, seed=0)
+    (tmp_path / 'v').mkdir()
+    (tmp_path / 'v' / 'vocab.txt').write_bytes(Path(SHIPPED_VOCAB).read_bytes())
+    cfg = Config(tiny_runner_cfg(None, 'd', max_epochs=1, batch_size=8))
+    cfg.tokenizer = dict(vocab_file='v/vocab.txt', context_length=52)
+    cfg.model.pop('tokenizer')
+    cfg.train_dataloader.dataset.pipeline[2].pop('tokenizer')
+    cfg.pop('work_dir')
+    cfg.dump(str(tmp_path / 'c.py'))
+    train_main([str(tmp_path / 'c.py'), '--work-dir', 'work'])
+    meta = torch.load(tmp_path / 'work' / 'epoch_1.pth', map_location='cpu', weights_only=True)['meta']
+    stored = Config.fromstring(meta['cfg'], '.py')  # the test's own file
+    absolute = str(tmp_path / 'v' / 'vocab.txt')
+    assert stored.model.tokenizer.vocab_file == absolute
+    assert stored.train_dataloader.dataset.pipeline[2].tokenizer.vocab_file == absolute
