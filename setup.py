@@ -1,4 +1,9 @@
-"""Install cnclip-mm: ``pip install -e .`` (extras: ``[tests]``, ``[deploy]`` ONNX Runtime, ``[demo]`` Gradio)."""
+"""Install cnclip-mm: ``pip install -c requirements/constraints.txt -e .`` (extras: ``[tests]``,
+``[deploy]`` ONNX Runtime, ``[demo]`` Gradio).
+
+``install_requires`` holds compatible ranges (a user's own torch stays); the tested exact versions are
+``requirements/constraints.txt``.
+"""
 import re
 from pathlib import Path
 
@@ -24,7 +29,7 @@ setup(
     long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['cnclip_mm', 'cnclip_mm.*']),
-    package_data={'cnclip_mm': ['datasets/*.txt', 'evaluation/*.txt', '**/*.txt']},
+    package_data={'cnclip_mm': ['models/vocab/vocab.txt', 'datasets/*.txt', 'evaluation/*.txt', '**/*.txt']},
     python_requires='>=3.9',
     install_requires=read_requirements('runtime.txt'),
     extras_require={'tests': read_requirements('tests.txt'), 'deploy': read_requirements('deploy.txt'),

@@ -16,9 +16,9 @@ custom_hooks = [dict(type='TowerLockHook')]
 # 336 px input: the dataset base works at 224.
 train_dataloader = dict(dataset=dict(pipeline=[
     dict(type='LoadImage'), dict(type='RandomResizedCrop', scale=336, crop_scale=(0.9, 1.0)),
-    dict(type='CleanCaption'), dict(type='TokenizeText', tokenizer={{_base_.tokenizer}}),
+    dict(type='CleanCaption'), dict(type='TokenizeText'),
     dict(type='PackCLIPInputs')]))
 val_dataloader = dict(dataset=dict(pipeline=[
     dict(type='LoadImage'), dict(type='ResizeExact', scale=336), dict(type='CleanCaption'),
-    dict(type='TokenizeText', tokenizer={{_base_.tokenizer}}), dict(type='PackCLIPInputs')]))
+    dict(type='TokenizeText'), dict(type='PackCLIPInputs')]))
 test_dataloader = val_dataloader  # the base's test loader was bound to its 224 px val loader

@@ -18,15 +18,8 @@ from mmengine.registry import init_default_scope
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from anywhere without install
 
-DATA_HINTS = {
-    'CIFAR100Dataset': 'download cifar-100-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) and '
-                       'extract it so that {root} holds the train, test and meta pickles',
-    'ImageFolderZeroShotDataset': 'put the ELEVATER dataset there: {root}/test/{{class_index:03d}}/*.jpg and '
-                                  '{root}/label_cn.txt (one Chinese class name per line)',
-    'ImageTextTSVDataset': 'download the official preprocessed dataset (Chinese-CLIP README, "datasets") and '
-                           'put {{split}}_imgs.tsv and {{split}}_texts.jsonl in {root}; other layouts: '
-                           'tools/data/ converts them',
-}
+from cnclip_mm.utils.architecture import explain_mismatch  # noqa: E402
+from cnclip_mm.utils.preflight import DATA_HINTS, check_inputs  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -80,6 +73,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     args = parse_args(argv)
     init_default_scope('cnclip_mm')
     cfg = build_config(args)
+    check_inputs(cfg, 'test', args.checkpoint, args.config)  # every missing input at once, before any build
 
     from mmengine.runner import Runner
 
@@ -88,7 +82,14 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     from cnclip_mm.registry import RUNNERS
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    fmt = load_checkpoint(model, resolve_weights(args.checkpoint), strict=True)
+    checkpoint = resolve_weights(args.checkpoint)
+    try:
+        fmt = load_checkpoint(model, checkpoint, strict=True)
+    except (KeyError, RuntimeError, ValueError) as err:
+        mismatch = explain_mismatch(cfg.model, checkpoint)
+        if mismatch:
+            raise ValueError(f'{mismatch}\n(loader: {str(err)[:300]})') from err
+        raise
     runner.logger.info(f'loaded {args.checkpoint} ({fmt} format)')
     try:
         metrics = runner.test()

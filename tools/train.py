@@ -13,6 +13,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS, init_default_scope  # noqa: E402
 from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
 
+from cnclip_mm.utils.preflight import check_inputs, explain_small_dataset  # noqa: E402
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train Chinese CLIP (MMEngine runner)')
@@ -105,12 +107,19 @@ def main(argv: Optional[List[str]] = None) -> Runner:
     args = parse_args(argv)
     import cnclip_mm.engine  # noqa: F401  (registers hooks, runner, DDP wrapper; checkpoint allow-list)
     cfg = build_config(args)
+    check_inputs(cfg, 'train', config_name=args.config)  # every missing input at once, before any build
     init_default_scope(cfg.get('default_scope', 'cnclip_mm'))
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if args.grad_checkpointing:
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
         model.set_grad_checkpointing(True)
-    runner.train()
+    try:
+        runner.train()
+    except AssertionError as err:  # mmengine's bare "epoch_length must be a positive integer"
+        message = explain_small_dataset(runner, err)
+        if message:
+            raise ValueError(message) from err
+        raise
     if args.launcher != 'none':
         # An orderly shutdown: otherwise gloo can deadlock or abort at interpreter exit.
         from cnclip_mm.engine import teardown_distributed

@@ -101,7 +101,7 @@ class ZeroShotClassifier:
             own); for a built model, loaded into it.
         classes: the class names.
         templates: prompt templates (see :func:`cnclip_mm.evaluation.load_templates`); default the
-            built-in ImageNet-style Chinese set.
+            official 183-prompt 'openai' set.
         device: where the model runs.
         batch_size: images per forward pass.
         vocab_file: tokenizer vocabulary override for ``init_model``.

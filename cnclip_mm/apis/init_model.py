@@ -9,6 +9,7 @@ from mmengine.registry import init_default_scope
 from cnclip_mm.models.converters import infer_model_cfg, load_state_dict_any, load_state_dict_into
 from cnclip_mm.models.converters.stored_config import stored_model_cfg
 from cnclip_mm.registry import MODELS
+from cnclip_mm.utils import share_tokenizer
 
 CONTEXT_LENGTH = 52
 
@@ -87,7 +88,7 @@ def _model_cfg(config: Union[str, Config, dict]) -> dict:
         config = config.to_dict()
     if not isinstance(config, dict):
         raise TypeError(f'config must be a path, Config or dict, got {type(config).__name__}')
-    config = _plain(config)
+    config = share_tokenizer(_plain(config))
     model_cfg = config['model'] if 'model' in config else config
     if 'type' not in model_cfg:
         raise KeyError(f'the model config has no "type": {sorted(model_cfg)}')

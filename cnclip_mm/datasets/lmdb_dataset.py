@@ -1,14 +1,16 @@
 """The official LMDB layout: ``lmdb/{split}/imgs`` and ``lmdb/{split}/pairs``.
 
-``imgs`` maps ``str(image_id)`` to base64 bytes plus ``num_images``; ``pairs`` maps ``str(index)``
-to a pickled ``(image_id, text_id, text)`` plus ``num_samples`` (as written by the official
-``build_lmdb_dataset.py`` and by ``tools/data/build_lmdb.py``).
+``imgs`` maps the image id string as written in the TSV (e.g. ``"0007"``) to base64 bytes plus
+``num_images``; ``pairs`` maps ``str(index)`` to a pickled ``(image_id, text_id, text)`` plus
+``num_samples`` (as written by the official ``build_lmdb_dataset.py`` and by ``tools/data/build_lmdb.py``).
+Images are looked up by that stored key, so ``"0007"``, ``7`` and ``"7"`` in the texts all find it.
 """
 import os.path as osp
 from typing import Dict, Iterator, List
 
 from cnclip_mm.registry import DATASETS
 
+from .bad_samples import BadSampleError
 from .base_image_text import BaseImageTextDataset, ImageId, TextRecord, parse_image_id, require_path
 from .lmdb_env import get_env
 from .safe_pickle import safe_loads
@@ -51,8 +53,15 @@ class ImageTextLMDBDataset(BaseImageTextDataset):
                                if k != b'num_images']
         if len(keys) != expected:
             raise ValueError(f'{path}: num_images says {expected} but it holds {len(keys)} images')
-        ids = sorted((parse_image_id(k) for k in keys), key=lambda i: (isinstance(i, str), i))
-        return {i: dict(lmdb_key=str(i), source=f'{path} key {i!r}') for i in ids}
+        stored: Dict[ImageId, str] = {}
+        for key in keys:
+            image_id = parse_image_id(key)
+            if image_id in stored:
+                raise ValueError(f'{path}: keys {stored[image_id]!r} and {key!r} are the same image id '
+                                 f'{image_id!r}; keep one of them')
+            stored[image_id] = key
+        ids = sorted(stored, key=lambda i: (isinstance(i, str), i))
+        return {i: dict(lmdb_key=stored[i], source=f'{path} key {stored[i]!r}') for i in ids}
 
     def _read_texts(self) -> Iterator[TextRecord]:
         path = self._path('pairs')
@@ -86,6 +95,7 @@ class ImageTextLMDBDataset(BaseImageTextDataset):
         key = info.pop('lmdb_key')
         with get_env(self._path('imgs')).begin() as txn:
             value = txn.get(key.encode('utf-8'))
-        if value is not None:
-            info['img_b64'] = bytes(value)
-        # A missing value is caught by LoadImage, which names the key through ``source``.
+        if value is None:
+            raise BadSampleError(f'{self._path("imgs")}: image key {key!r} is missing (the LMDB changed '
+                                 'since the dataset was loaded?)')
+        info['img_b64'] = bytes(value)

@@ -133,19 +133,25 @@ def retrieval_ranks(
     return query_ranks, gallery_ranks
 
 
-def recall_at_k(ranks: Tensor, topk: Sequence[int]) -> Tuple[List[float], int]:
-    """R@k in percent over the items with a positive (rank >= 0).
+def recall_at_k(ranks: Tensor, topk: Sequence[int],
+                count_missing: bool = False) -> Tuple[List[float], int]:
+    """R@k in percent; items without a positive have rank -1.
+
+    Args:
+        ranks: per-item rank of the best positive, -1 for items without one.
+        topk: the k values.
+        count_missing: count items without a positive as misses (official), instead of leaving them out.
 
     Returns:
-        ``([R@k for k in topk], number of items skipped for having no positive)``.
+        ``([R@k for k in topk], number of items without a positive)``.
     """
     valid = ranks >= 0
-    n = int(valid.sum())
-    skipped = int(ranks.numel() - n)
+    missing = int(ranks.numel() - int(valid.sum()))
+    n = ranks.numel() if count_missing else int(valid.sum())
     if n == 0:
-        return [float('nan')] * len(topk), skipped
+        return [float('nan')] * len(topk), missing
     kept = ranks[valid]
-    return [100.0 * float((kept < k).sum()) / n for k in topk], skipped
+    return [100.0 * float((kept < k).sum()) / n for k in topk], missing
 
 
 def chunked_topk(

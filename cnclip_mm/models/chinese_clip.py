@@ -23,7 +23,8 @@ class ChineseCLIP(BaseModel):
             ``output_dim`` defaults to ``embed_dim``.
         text_encoder: config of a ``ChineseBertEncoder``.
         embed_dim: width of the joint embedding space.
-        tokenizer: config of a ``ChineseTokenizer`` (used for raw strings and zero-shot prompts).
+        tokenizer: config of a ``ChineseTokenizer`` (used for raw strings and zero-shot prompts); configs
+            usually leave it out and set their top-level ``tokenizer`` (``cnclip_mm.utils.share_tokenizer``).
         loss: config of the contrastive loss, called as ``loss(image_feats, text_feats, logit_scale)``.
         data_preprocessor: config of the data preprocessor; defaults to ``CLIPDataPreprocessor``.
         init_logit_scale: initial log temperature, ln(1/0.07).
@@ -53,7 +54,9 @@ class ChineseCLIP(BaseModel):
         self.logit_scale = nn.Parameter(torch.tensor(float(init_logit_scale)))
         self.max_logit_scale = max_logit_scale
         self.loss_module = MODELS.build(loss or dict(type='ContrastiveLoss'))
-        self.tokenizer = MODELS.build(tokenizer) if isinstance(tokenizer, dict) else tokenizer
+        if isinstance(tokenizer, dict):  # a partial dict (e.g. only vocab_file) means a ChineseTokenizer
+            tokenizer = MODELS.build({'type': 'ChineseTokenizer', **tokenizer})
+        self.tokenizer = tokenizer
         if accum_freq < 1:
             raise ValueError(f'accum_freq must be >= 1, got {accum_freq}')
         self.accum_freq = accum_freq

@@ -9,6 +9,9 @@ import torch
 from cnclip_mm.registry import MODELS
 
 PAD_ID, UNK_ID, CLS_ID, SEP_ID = 0, 100, 101, 102
+# The 21,128-token Chinese BERT vocab that every released Chinese CLIP (RN50 to H/14) uses; shipped so that
+# nothing needs a model hub.
+SHIPPED_VOCAB = str(Path(__file__).resolve().parent / 'vocab' / 'vocab.txt')
 
 
 @MODELS.register_module()
@@ -19,14 +22,15 @@ class ChineseTokenizer:
     only when text is actually tokenised.
 
     Args:
-        vocab_file: a ``vocab.txt``, a folder holding ``vocab.txt`` or ``tokenizer.json``, or a hub name.
+        vocab_file: a ``vocab.txt``, a folder holding ``vocab.txt`` or ``tokenizer.json``, or a hub name;
+            ``None``: the vocab shipped in the package (the official one).
         context_length: default number of ids per text (official: 52; up to 512 fits BERT's positions).
     """
 
-    def __init__(self, vocab_file: str, context_length: int = 52):
+    def __init__(self, vocab_file: Optional[str] = None, context_length: int = 52):
         if context_length < 2:
             raise ValueError(f'context_length must be >= 2 to hold [CLS] and [SEP], got {context_length}')
-        self.vocab_file = str(vocab_file)
+        self.vocab_file = str(vocab_file) if vocab_file else SHIPPED_VOCAB
         self.context_length = context_length
         self._tokenizer = None
 

@@ -7,10 +7,8 @@ _base_ = [
     '../_base_/schedules/pretrain_adamw_cosine.py',
     '../_base_/default_runtime.py',
 ]
-model = dict(
-    text_encoder=dict(vocab_size=256),  # the demo's char vocab has < 256 entries
-    tokenizer=dict(vocab_file='data/demo/vocab.txt', context_length=32),
-)
+tokenizer = dict(vocab_file='data/demo/vocab.txt', context_length=32)
+model = dict(text_encoder=dict(vocab_size=256))  # the demo's char vocab has < 256 entries
 max_epochs = 8
 train_dataloader = dict(batch_size=64, num_workers=0, persistent_workers=False)
 val_dataloader = dict(num_workers=0, persistent_workers=False)

@@ -86,6 +86,24 @@ def test_check_dataset_reports_counts_broken_and_lengths(tmp_path, vocab_file, c
     assert r['caption_tokens'] == dict(min=6, mean=7.0, p95=8, max=8)
     out = capsys.readouterr().out
     assert 'broken items: 1' in out and 'image_id 9 has no image' in out
+    assert r['unk_share'] == 0.0 and 'WARNING' not in out
+
+
+def test_check_dataset_warns_about_unk_heavy_captions(tmp_path, capsys):
+    """Captions outside the vocab become [UNK]: the share is reported and warned about."""
+    write_official(tmp_path / 'd', texts=[(11, '一只猫', [1]), (12, 'ꙮꙮ猫', [2])])
+    vocab = tmp_path / 'vocab.txt'  # a tiny vocab: the specials and 猫 only
+    vocab.write_text('\n'.join(['[PAD]'] + [f'[unused{i}]' for i in range(99)] + ['[UNK]', '[CLS]', '[SEP]', '猫'])
+                     + '\n', encoding='utf-8')
+    cfg = tmp_path / 'cfg.py'
+    pipe = [dict(type='LoadImage'), dict(type='CleanCaption'), dict(type='TokenizeText'), dict(type='PackCLIPInputs')]
+    cfg.write_text(f'tokenizer = dict(vocab_file={str(vocab)!r}, context_length=16)\n'
+                   f'train_dataloader = dict(dataset=dict(type="ImageTextTSVDataset", '
+                   f'data_root={str(tmp_path / "d")!r}, pipeline={pipe!r}))\n', encoding='utf-8')
+    r = tool('check_dataset').main([str(cfg), '--no-progress'])['train_dataloader']
+    assert r['unk_share'] == pytest.approx(3 / 5)  # 一 只 猫 | ꙮꙮ (one word: one [UNK]) 猫
+    out = capsys.readouterr().out
+    assert '[UNK] share of caption tokens: 60.00%' in out and 'WARNING: 60% of the caption tokens are [UNK]' in out
 
 
 def test_make_demo_data_tool(tmp_path):

@@ -7,6 +7,7 @@ from mmengine.config import Config
 
 from cnclip_mm.datasets.lmdb_writer import build_lmdb
 from cnclip_mm.registry import DATASETS, HOOKS
+from cnclip_mm.utils import share_tokenizer
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs' / '_base_' / 'datasets'
 
@@ -61,9 +62,12 @@ def test_mixed_config_concatenates_tsv_and_lmdb(tmp_path, vocab_file):
 
 
 def test_demo_config_builds(tmp_path):
-    cfg = Config.fromfile(str(CONFIGS / 'demo.py')).to_dict()
+    # The demo set's vocab is the top-level tokenizer of configs/demo/, shared into the pipelines.
+    cfg = Config.fromfile(str(CONFIGS.parents[1] / 'demo' / 'stage1.py'))
     root = tmp_path / 'demo'
-    ds_cfg = local_vocab(cfg['train_dataloader']['dataset'], str(root / 'vocab.txt'))
+    cfg.merge_from_dict({'tokenizer.vocab_file': str(root / 'vocab.txt')})
+    ds_cfg = share_tokenizer(cfg.to_dict())['train_dataloader']['dataset']
+    assert ds_cfg['pipeline'][3]['tokenizer']['vocab_file'] == str(root / 'vocab.txt')
     ds_cfg['data_root'] = str(root)
     ds = DATASETS.build(ds_cfg)  # generates the demo data on first use
     assert len(ds) == 2000

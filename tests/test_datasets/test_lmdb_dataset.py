@@ -1,4 +1,8 @@
 """ImageTextLMDBDataset on LMDBs in the official layout, and its equality with the TSV reader."""
+import importlib.util
+from pathlib import Path
+
+import lmdb
 import numpy as np
 import pytest
 from data_writers import (
@@ -14,6 +18,8 @@ from torch.utils.data import DataLoader
 
 from cnclip_mm.datasets.lmdb_writer import build_lmdb
 from cnclip_mm.registry import DATASETS
+
+TOOLS = Path(__file__).resolve().parents[2] / 'tools'
 
 
 def build(root, type_='ImageTextLMDBDataset', **kwargs):
@@ -71,7 +77,6 @@ def test_two_worker_dataloader(tmp_path):
 
 
 def test_count_mismatch_is_reported(tmp_path):
-    import lmdb
     write_official_lmdb(tmp_path)
     env = lmdb.open(str(tmp_path / 'lmdb' / 'train' / 'imgs'))
     with env.begin(write=True) as txn:
@@ -106,3 +111,45 @@ def test_build_lmdb_names_a_bad_texts_line(tmp_path):
                                           '{"text_id": 12, "text": "狗", "image_ids": 2}'])
     with pytest.raises(ValueError, match=r'train_texts\.jsonl line 2: image_ids must be a list, got 2'):
         build_lmdb(str(tmp_path), ['train'], show_progress=False)
+
+
+def test_zero_padded_string_and_int_ids_round_trip_through_build_lmdb(tmp_path):
+    """Image keys stay the id string the official builder writes ("0007"), whatever form the texts use."""
+    images = image_bytes()
+    pictures = list(images.values())
+    tsv = {'0007': pictures[0], 'img_b': pictures[1], '42': pictures[2]}
+    write_official(tmp_path, images=tsv, texts=[(1, '一只猫', [7]), (2, '两只小狗', ['0007', 'img_b']),
+                                                (3, '红色的汽车', ['42'])])
+    spec = importlib.util.spec_from_file_location('build_lmdb_tool', TOOLS / 'data' / 'build_lmdb.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main(['--data-dir', str(tmp_path), '--splits', 'train', '--no-progress']) == \
+        {'train': {'num_samples': 4, 'num_images': 3}}
+    with lmdb.open(str(tmp_path / 'lmdb' / 'train' / 'imgs'), readonly=True, lock=False) as env:
+        with env.begin() as txn:
+            assert sorted(k for k in txn.cursor().iternext(values=False)) == [b'0007', b'42', b'img_b',
+                                                                              b'num_images']
+    ds = build(tmp_path)
+    tsv_ds = build(tmp_path, type_='ImageTextTSVDataset')
+    got = [(ds[i]['data_samples'].text_id, ds[i]['data_samples'].image_id) for i in range(len(ds))]
+    assert got == [(1, 7), (2, 7), (2, 'img_b'), (3, 42)]
+    for i in range(len(ds)):
+        assert np.array_equal(ds[i]['inputs'].numpy(), tsv_ds[i]['inputs'].numpy())
+    test = build(tmp_path, test_mode=True)
+    assert [test[i]['data_samples'].image_id for i in range(3)] == [7, 42, 'img_b']
+
+
+def test_missing_and_ambiguous_lmdb_keys_are_named(tmp_path):
+    from cnclip_mm.datasets.bad_samples import BadSampleError
+    write_official(tmp_path, images={'7': image_bytes()[1], '0007': image_bytes()[2]},
+                   texts=[(1, '一只猫', [7])])
+    build_lmdb(str(tmp_path), ['train'], show_progress=False)
+    with pytest.raises(ValueError, match=r"keys '0007' and '7' are the same image id 7"):
+        build(tmp_path)
+    write_official(tmp_path, images={'0007': image_bytes()[1]}, texts=[(1, '一只猫', [7])])
+    build_lmdb(str(tmp_path), ['train'], show_progress=False)
+    ds = build(tmp_path)
+    write_official(tmp_path, images={'0008': image_bytes()[1]}, texts=[(1, '一只猫', [8])])
+    build_lmdb(str(tmp_path), ['train'], show_progress=False)  # rebuilt under the loaded dataset
+    with pytest.raises(BadSampleError, match=r"image key '0007' is missing"):
+        ds[0]

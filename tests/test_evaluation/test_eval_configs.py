@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
+from cnclip_mm.utils import share_tokenizer
+
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS = {'rn50': ('rn50', 224), 'vit-b-16': ('b-16', 224), 'vit-l-14': ('l-14', 224),
             'vit-l-14-336': ('l-14-336', 336), 'vit-h-14': ('h-14', 224)}
@@ -28,8 +30,9 @@ def test_config_pairs(variant):
         assert cfg.test_evaluator.type == 'RetrievalRecall'
         assert bool(cfg.test_evaluator.get('t2i_only', False)) == t2i_only
         assert cfg.train_dataloader is None and cfg.test_cfg.type == 'TestLoop'
+        share_tokenizer(cfg)  # the config's one tokenizer fills the pipeline's TokenizeText
         tokenize = [t for t in ds.pipeline if t['type'] == 'TokenizeText'][0]
-        assert tokenize['tokenizer']['context_length'] == 52
+        assert tokenize['tokenizer']['context_length'] == 52 and tokenize['tokenizer']['vocab_file'] is None
     cfg = Config.fromfile(REPO / 'configs' / f'zeroshot_cifar100_{variant}.py')
     assert cfg.model.image_encoder.arch == arch and _resize(cfg) == size
     assert cfg.test_dataloader.dataset.type == 'CIFAR100Dataset'
@@ -44,4 +47,4 @@ def test_default_zeroshot_and_elevater():
                                                            Path('data/cifar100/cifar-100-python'))
     cfg = Config.fromfile(REPO / 'configs' / 'zeroshot_elevater.py')
     assert cfg.test_dataloader.dataset.type == 'ImageFolderZeroShotDataset'
-    assert cfg.custom_hooks[0]['templates'] == 'imagenet'
+    assert cfg.custom_hooks[0].get('templates', 'official') == 'official'

@@ -33,16 +33,35 @@ def test_ranks_hand_made():
     assert t2i_f.tolist() == T2I and i2t_f.tolist() == I2T
 
 
-def test_recall_skips_items_without_positive():
+def test_recall_skips_or_counts_items_without_positive():
     recalls, skipped = recall_at_k(torch.tensor(T2I), (1, 2, 4))
     assert skipped == 1
     assert recalls == pytest.approx([100 / 3, 200 / 3, 100.0])
+    recalls, missing = recall_at_k(torch.tensor(T2I), (1, 2, 4), count_missing=True)
+    assert missing == 1 and recalls == pytest.approx([25.0, 50.0, 75.0])
+
+
+def test_official_definition_counts_a_text_without_gallery_positive_as_a_miss(caplog):
+    # 4 texts over images a..e: t3's only image 'zz' is not in the gallery. Official evaluation.py: a miss.
+    gts = [['b'], ['c', 'd'], ['a'], ['zz']]
+    official = RetrievalRecall.calculate(torch.eye(5), SIM, list('abcde'), gts, topk=(1, 2, 4))
+    assert [official[f't2i_R@{k}'] for k in (1, 2, 4)] == pytest.approx([25.0, 50.0, 75.0])
+    old = RetrievalRecall.calculate(torch.eye(5), SIM, list('abcde'), gts, topk=(1, 2, 4),
+                                    missing_positive='ignore')
+    assert [old[f't2i_R@{k}'] for k in (1, 2, 4)] == pytest.approx([100 / 3, 200 / 3, 100.0])
+    # image->text is the same in both: image 'e' (listed by no text) is no query of the official annotation
+    assert official['i2t_R@1'] == old['i2t_R@1'] == pytest.approx(50.0)
+    metric = METRICS.build(dict(type='RetrievalRecall', topk=(1,), missing_positive='ignore'))
+    assert metric.missing_positive == 'ignore' and RetrievalRecall().missing_positive == 'miss'
+    with pytest.raises(ValueError, match="'miss' or 'ignore'"):
+        RetrievalRecall(missing_positive='skip')
 
 
 def test_calculate_known_answer_and_keys():
     image_ids = ['a', 'b', 'c', 'd', 'e']
     gts = [['b'], ['c', 'd'], ['a'], []]
-    out = RetrievalRecall.calculate(torch.eye(5), SIM, image_ids, gts, topk=(1, 2, 3))
+    out = RetrievalRecall.calculate(torch.eye(5), SIM, image_ids, gts, topk=(1, 2, 3),
+                                    missing_positive='ignore')
     assert out['t2i_R@1'] == pytest.approx(100 / 3)
     assert out['t2i_R@2'] == pytest.approx(200 / 3)
     assert out['t2i_R@3'] == pytest.approx(200 / 3)
@@ -52,16 +71,21 @@ def test_calculate_known_answer_and_keys():
     assert out['i2t_R@3'] == pytest.approx(100.0)
     six = [out[k] for k in out if k != 'mean_recall']
     assert out['mean_recall'] == pytest.approx(sum(six) / 6)
-    only = RetrievalRecall.calculate(torch.eye(5), SIM, image_ids, gts, topk=(1, 2, 3), t2i_only=True)
+    only = RetrievalRecall.calculate(torch.eye(5), SIM, image_ids, gts, topk=(1, 2, 3), t2i_only=True,
+                                     missing_positive='ignore')
     assert set(only) == {'t2i_R@1', 't2i_R@2', 't2i_R@3', 'mean_recall'}
     assert only['mean_recall'] == pytest.approx((100 / 3 + 400 / 3) / 3)
 
 
 def test_unknown_ids_and_no_labels():
-    # an id absent from the gallery is ignored; a text left without positives is skipped
-    out = RetrievalRecall.calculate(torch.eye(5), SIM, list('abcde'), [['b', 'zz'], ['d'], ['a'], ['zz']],
-                                    topk=(1,), t2i_only=True)
+    # an id absent from the gallery is ignored; a text left without positives is skipped ('ignore')
+    # or a miss (official)
+    gts = [['b', 'zz'], ['d'], ['a'], ['zz']]
+    out = RetrievalRecall.calculate(torch.eye(5), SIM, list('abcde'), gts, topk=(1,), t2i_only=True,
+                                    missing_positive='ignore')
     assert out['t2i_R@1'] == pytest.approx(100 / 3)
+    out = RetrievalRecall.calculate(torch.eye(5), SIM, list('abcde'), gts, topk=(1,), t2i_only=True)
+    assert out['t2i_R@1'] == pytest.approx(25.0)
     with pytest.raises(ValueError, match='no text has a ground-truth image'):
         RetrievalRecall.calculate(torch.eye(5), SIM, list('abcde'), [[], [], [], ['x']])
 
@@ -138,7 +162,7 @@ def test_metric_process_evaluate_prefix_and_duplicates():
     metric.process(None, batch[4:])
     assert len(metric.results) == len(batch)
     out = metric.evaluate(len(batch))
-    assert out['retrieval/t2i_R@1'] == pytest.approx(100 / 3)
+    assert out['retrieval/t2i_R@1'] == pytest.approx(25.0)  # t3 has no positive: a miss (official)
     assert out['retrieval/i2t_R@3'] == pytest.approx(100.0)
     assert not math.isnan(out['retrieval/mean_recall'])
 

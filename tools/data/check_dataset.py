@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
-from cnclip_mm.datasets.checker import LOADERS, check_dataset  # noqa: E402
+from cnclip_mm.datasets.checker import LOADERS, UNK_WARN, check_dataset  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -43,6 +43,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
         print(f'   skipped while loading: {r["skipped_at_load"]}; broken items: {len(r["broken"])}; '
               f'captions truncated to the context: {r["truncated"]}')
         print(f'   caption chars: {r["caption_chars"]}; caption tokens (with [CLS]/[SEP]): {r["caption_tokens"]}')
+        print(f'   [UNK] share of caption tokens: {r["unk_share"]:.2%}')
+        if r['unk_share'] > UNK_WARN:
+            print(f'   WARNING: {r["unk_share"]:.0%} of the caption tokens are [UNK]: is the tokenizer vocab right '
+                  f'(tokenizer.vocab_file)? e.g. {r["unk_examples"]}')
         for line in r['load_examples']:
             print(f'   load: {line}')
         for idx, msg in r['broken'][:args.show_broken]:

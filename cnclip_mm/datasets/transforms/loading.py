@@ -10,6 +10,7 @@ from PIL import Image
 from cnclip_mm.registry import TRANSFORMS
 
 from ..bad_samples import BadSampleError
+from .image_modes import rgb_array, to_8bit
 
 _SOURCES = ('img', 'img_b64', 'img_bytes', 'img_path')
 _URLSAFE = bytes.maketrans(b'-_', b'+/')
@@ -41,6 +42,15 @@ class LoadImage(BaseTransform):
     an error or a counted skip. Text-only items (retrieval texts: no image source and no
     ``image_id``) pass through unchanged.
 
+    ``img`` is always the RGB array of the decoded image (16-bit images scaled to 8 bits, see
+    ``image_modes``). With ``convert_rgb='after_resize'`` (default: the official retrieval and training
+    readers) a non-RGB image is also kept in ``img_pil``, so that the next ``ResizeExact`` /
+    ``RandomResizedCrop`` resizes it in its own mode and converts afterwards, as the official code does;
+    ``'first'`` converts before anything (the official zero-shot ImageFolder path).
+
+    Args:
+        convert_rgb: ``'after_resize'`` or ``'first'``.
+
     Required Keys:
         - img | img_b64 | img_bytes | img_path
         - source (optional; where the image came from, for messages)
@@ -50,8 +60,14 @@ class LoadImage(BaseTransform):
 
     Added Keys:
         - img (np.uint8 [H, W, 3], RGB)
+        - img_pil (PIL image in its decoded mode; non-RGB sources with ``'after_resize'`` only)
         - img_shape, ori_shape ((H, W))
     """
+
+    def __init__(self, convert_rgb: str = 'after_resize'):
+        if convert_rgb not in ('after_resize', 'first'):
+            raise ValueError(f"LoadImage: convert_rgb must be 'after_resize' or 'first', got {convert_rgb!r}")
+        self.convert_rgb = convert_rgb
 
     def transform(self, results: dict) -> dict:
         where = results.get('source') or results.get('img_path') or 'image'
@@ -62,7 +78,10 @@ class LoadImage(BaseTransform):
             if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
                 raise BadSampleError(f'{where}: expected an RGB uint8 array, got {img.dtype} {img.shape}')
         else:
-            img = np.asarray(self._decode(results, where).convert('RGB'))
+            decoded = to_8bit(self._decode(results, where))
+            img = rgb_array(decoded)
+            if self.convert_rgb == 'after_resize' and decoded.mode != 'RGB':
+                results['img_pil'] = decoded
         results.pop('img_b64', None)
         results.pop('img_bytes', None)
         results['img'] = img

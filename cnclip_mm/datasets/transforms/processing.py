@@ -8,6 +8,8 @@ from PIL import Image
 
 from cnclip_mm.registry import TRANSFORMS
 
+from .image_modes import resize_then_rgb
+
 _INTERPOLATION = {'bicubic': Image.BICUBIC, 'bilinear': Image.BILINEAR, 'nearest': Image.NEAREST}
 
 
@@ -23,7 +25,8 @@ def _pair(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
 class ResizeExact(BaseTransform):
     """Resize to exactly ``scale`` with Pillow, ignoring the aspect ratio (official eval).
 
-    Identical to ``Image.resize((w, h), Image.BICUBIC)`` on the RGB image.
+    Identical to ``Image.resize((w, h), Image.BICUBIC)`` on the decoded image followed by
+    ``convert('RGB')`` (the official order; on the RGB image when ``LoadImage`` converted first).
 
     Args:
         scale: Output size, an int for (r, r) or (width, height).
@@ -33,7 +36,7 @@ class ResizeExact(BaseTransform):
         - img (np.uint8 [H, W, 3]; text-only items without it pass through)
 
     Modified Keys:
-        - img, img_shape
+        - img, img_shape, img_pil (consumed)
     """
 
     def __init__(self, scale: Union[int, Sequence[int]] = 224, interpolation: str = 'bicubic'):
@@ -44,8 +47,7 @@ class ResizeExact(BaseTransform):
     def transform(self, results: dict) -> dict:
         if results.get('img') is None:  # text-only item
             return results
-        img = Image.fromarray(results['img'])
-        results['img'] = np.asarray(img.resize(self.scale, self._resample))
+        results['img'] = resize_then_rgb(results, self.scale, self._resample)
         results['img_shape'] = results['img'].shape[:2]
         return results
 
@@ -59,7 +61,7 @@ class RandomResizedCrop(BaseTransform):
 
     The box covers a fraction in ``crop_scale`` of the image area with a log-uniform aspect ratio
     in ``ratio``; after 10 failed draws a centre crop is used. The crop and the resize are one
-    Pillow bicubic resample.
+    Pillow bicubic resample, in the decoded image's own mode, then ``convert('RGB')`` (official order).
 
     Args:
         scale: Output size, an int for (r, r) or (width, height).
@@ -71,7 +73,7 @@ class RandomResizedCrop(BaseTransform):
         - img (np.uint8 [H, W, 3]; text-only items without it pass through)
 
     Modified Keys:
-        - img, img_shape
+        - img, img_shape, img_pil (consumed)
     """
 
     def __init__(self, scale: Union[int, Sequence[int]] = 224,
@@ -112,9 +114,9 @@ class RandomResizedCrop(BaseTransform):
     def transform(self, results: dict) -> dict:
         if results.get('img') is None:  # text-only item
             return results
-        img = Image.fromarray(results['img'])
-        box = self.get_box(img.height, img.width)
-        results['img'] = np.asarray(img.resize(self.scale, self._resample, box=box))
+        height, width = results['img'].shape[:2]
+        box = self.get_box(height, width)
+        results['img'] = resize_then_rgb(results, self.scale, self._resample, box=box)
         results['img_shape'] = results['img'].shape[:2]
         return results
 

@@ -59,7 +59,9 @@ class TokenizeText(BaseTransform):
     ``num_truncated`` and reported with a warning the first time and every 1000th time.
 
     Args:
-        tokenizer: Config of a ``ChineseTokenizer`` (built from MODELS) or the object itself.
+        tokenizer: Config of a ``ChineseTokenizer`` (built from MODELS) or the object itself. Left out in a
+            config, the config's top-level ``tokenizer`` is filled in (see ``cnclip_mm.utils.share_tokenizer``);
+            ``None`` here: the shipped vocab, context 52.
         context_length: Overrides the tokenizer's context length.
 
     Required Keys:
@@ -69,7 +71,9 @@ class TokenizeText(BaseTransform):
         - text_ids (torch.LongTensor [L])
     """
 
-    def __init__(self, tokenizer: Union[dict, object], context_length: Optional[int] = None):
+    def __init__(self, tokenizer: Union[dict, object, None] = None, context_length: Optional[int] = None):
+        if tokenizer is None:
+            tokenizer = dict(type='ChineseTokenizer')
         self.tokenizer = MODELS.build(tokenizer) if isinstance(tokenizer, dict) else tokenizer
         self.context_length = context_length
         self.num_truncated = 0

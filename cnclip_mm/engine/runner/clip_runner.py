@@ -46,7 +46,8 @@ class CLIPRunner(Runner):
 
     @classmethod
     def from_cfg(cls, cfg) -> 'CLIPRunner':
-        runner = super().from_cfg(cfg)
+        from cnclip_mm.utils import share_tokenizer
+        runner = super().from_cfg(share_tokenizer(cfg))
         runner.reset_optimizer = bool(cfg.get('reset_optimizer', False))
         runner.reset_data_offset = bool(cfg.get('reset_data_offset', False))
         runner.load_strict = bool(cfg.get('load_strict', True))

@@ -26,6 +26,11 @@ def _scalar(value) -> Hashable:
     return value
 
 
+def _check_missing_positive(value: str) -> None:
+    if value not in ('miss', 'ignore'):
+        raise ValueError(f"RetrievalRecall: missing_positive must be 'miss' or 'ignore', got {value!r}")
+
+
 @METRICS.register_module()
 class RetrievalRecall(BaseMetric):
     """Recall@k of text->image and image->text retrieval.
@@ -35,12 +40,15 @@ class RetrievalRecall(BaseMetric):
 
     Definitions (official): a text hits at k if any of its ``gt_image_ids`` is among its top-k images;
     an image hits at k if any text listing it is among its top-k texts. Ties are counted against the
-    query. Queries without a positive (a text whose ids are all absent from the gallery, an image no
-    text lists) are left out of the denominator; their count is logged as a warning.
+    query. A text whose positive images are all absent from the evaluated images counts as a miss, as in
+    the official ``evaluation.py`` (``missing_positive='miss'``); ``'ignore'`` leaves such texts out of the
+    denominator instead. An image that no text lists is no query of the official image->text annotation
+    and stays out in both modes. Either count is logged as a warning.
 
     Args:
         topk: the k values.
         t2i_only: report text->image only (MUGE); mean recall is then the mean of those values.
+        missing_positive: ``'miss'`` (official) or ``'ignore'`` for texts without a positive in the gallery.
         chunk_size: text rows per similarity block (default: blocks of ~2**25 scores).
         device: where compute_metrics runs the similarity ('cpu', 'cuda'); default CPU.
         collect_device / prefix: as in ``BaseMetric``.
@@ -51,6 +59,7 @@ class RetrievalRecall(BaseMetric):
     def __init__(self,
                  topk: Sequence[int] = (1, 5, 10),
                  t2i_only: bool = False,
+                 missing_positive: str = 'miss',
                  chunk_size: Optional[int] = None,
                  device: str = 'cpu',
                  collect_device: str = 'cpu',
@@ -58,6 +67,8 @@ class RetrievalRecall(BaseMetric):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.topk = tuple(int(k) for k in topk)
         self.t2i_only = t2i_only
+        _check_missing_positive(missing_positive)
+        self.missing_positive = missing_positive
         self.chunk_size = chunk_size
         self.device = device
 
@@ -95,7 +106,7 @@ class RetrievalRecall(BaseMetric):
                              f'and {len(text_feats)} texts')
         return self.calculate(torch.stack(image_feats), torch.stack(text_feats), image_ids, gts,
                               topk=self.topk, t2i_only=self.t2i_only, chunk_size=self.chunk_size,
-                              device=self.device)
+                              device=self.device, missing_positive=self.missing_positive)
 
     @staticmethod
     def calculate(image_feats: torch.Tensor,
@@ -105,7 +116,8 @@ class RetrievalRecall(BaseMetric):
                   topk: Sequence[int] = (1, 5, 10),
                   t2i_only: bool = False,
                   chunk_size: Optional[int] = None,
-                  device: str = 'cpu') -> Dict[str, float]:
+                  device: str = 'cpu',
+                  missing_positive: str = 'miss') -> Dict[str, float]:
         """Recall from features, usable without an evaluator.
 
         Args:
@@ -113,12 +125,14 @@ class RetrievalRecall(BaseMetric):
             text_feats: [T, D].
             image_ids: the id of each image row.
             text_gt_image_ids: for each text row, the ids of its images.
+            missing_positive: ``'miss'`` (official) or ``'ignore'``: texts whose images are all absent.
 
         Returns:
             ``{'t2i_R@1': .., ..., 'i2t_R@10': .., 'mean_recall': ..}`` in percent (no i2t keys
             when ``t2i_only``).
         """
         logger = MMLogger.get_current_instance()
+        _check_missing_positive(missing_positive)
         if len(image_ids) != len(image_feats):
             raise ValueError(f'{len(image_ids)} image ids for {len(image_feats)} image features')
         if len(text_gt_image_ids) != len(text_feats):
@@ -148,10 +162,13 @@ class RetrievalRecall(BaseMetric):
         values: List[float] = []
         directions = [('t2i', t2i, 'texts')] + ([] if t2i_only else [('i2t', i2t, 'images')])
         for name, ranks, what in directions:
-            recalls, skipped = recall_at_k(ranks, topk)
-            if skipped:
-                logger.warning(f'RetrievalRecall {name}: {skipped} {what} without any positive are '
-                               f'left out of the denominator')
+            as_miss = name == 't2i' and missing_positive == 'miss'
+            recalls, missing = recall_at_k(ranks, topk, count_missing=as_miss)
+            if missing:
+                fate = ('counted as misses (official definition)' if as_miss
+                        else 'left out of the denominator')
+                logger.warning(f'RetrievalRecall {name}: {missing} {what} without any positive among the '
+                               f'evaluated items are {fate}')
             for k, r in zip(topk, recalls):
                 metrics[f'{name}_R@{k}'] = r
             values.extend(recalls)

@@ -7,7 +7,6 @@ import torch
 
 StateDict = Dict[str, torch.Tensor]
 
-DEFAULT_VOCAB = 'hfl/chinese-roberta-wwm-ext'
 CONTEXT_LENGTH = 52
 # Attention heads are invisible in the shapes: presets for the released widths (H/14 has head width 80),
 # otherwise CLIP's head width of 64.
@@ -40,7 +39,7 @@ def infer_model_cfg(state_dict: StateDict, fmt: str = 'mm', extra: Optional[dict
 
     Returns:
         A config dict for ``MODELS.build``, with a tokenizer on the checkpoint's vocabulary when it has one,
-        else on ``hfl/chinese-roberta-wwm-ext``.
+        else on the shipped official vocab (``vocab_file=None``).
     """
     extra = extra or {}
     hf_config = extra.get('hf_config') if fmt == 'hf' else None
@@ -56,7 +55,7 @@ def infer_model_cfg(state_dict: StateDict, fmt: str = 'mm', extra: Optional[dict
         embed_dim=embed_dim,
         image_encoder=image_encoder,
         text_encoder=text_encoder,
-        tokenizer=dict(type='ChineseTokenizer', vocab_file=extra.get('vocab_file', DEFAULT_VOCAB),
+        tokenizer=dict(type='ChineseTokenizer', vocab_file=extra.get('vocab_file'),
                        context_length=CONTEXT_LENGTH),
     )
 

@@ -3,7 +3,7 @@
 data_root = 'data/cifar100'
 img_size = 224
 zeroshot_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImage', convert_rgb='first'),  # the official zero-shot ImageFolder order
     dict(type='ResizeExact', scale=img_size),
     dict(type='PackCLIPInputs'),
 ]

@@ -1,20 +1,19 @@
 # The synthetic demo set (data/demo/, generated on first use): 64x64 shapes with Chinese
-# captions, its own char-level vocab, context 32 — matches configs/_base_/models/tiny.py.
+# captions, its own char-level vocab (data/demo/vocab.txt, set as the top-level tokenizer by configs/demo/), context 32.
 data_root = 'data/demo'
 img_size = 64
-tokenizer = dict(type='ChineseTokenizer', vocab_file='data/demo/vocab.txt', context_length=32)
 train_pipeline = [
     dict(type='LoadImage'),
     dict(type='RandomResizedCrop', scale=img_size, crop_scale=(0.9, 1.0)),
     dict(type='CleanCaption'),
-    dict(type='TokenizeText', tokenizer=tokenizer),
+    dict(type='TokenizeText'),
     dict(type='PackCLIPInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImage'),
     dict(type='ResizeExact', scale=img_size),
     dict(type='CleanCaption'),
-    dict(type='TokenizeText', tokenizer=tokenizer),
+    dict(type='TokenizeText'),
     dict(type='PackCLIPInputs'),
 ]
 train_dataloader = dict(

@@ -1,22 +1,22 @@
 # MUGE retrieval in the official TSV/jsonl layout under data/muge/ (train / valid; the test texts
 # carry no image_ids, so evaluation runs on valid). MUGE reports text->image recall only.
 # LMDB instead: type='ImageTextLMDBDataset' (after tools/data/build_lmdb.py). To change the image
-# size or tokenizer in a leaf, redefine the pipelines (see docs/data.md).
+# size in a leaf, redefine the pipelines (see docs/data.md). TokenizeText takes the config's top-level
+# `tokenizer` (set once, in the model base).
 data_root = 'data/muge'
 img_size = 224
-tokenizer = dict(type='ChineseTokenizer', vocab_file='hfl/chinese-roberta-wwm-ext', context_length=52)
 train_pipeline = [
     dict(type='LoadImage'),
     dict(type='RandomResizedCrop', scale=img_size, crop_scale=(0.9, 1.0)),
     dict(type='CleanCaption'),
-    dict(type='TokenizeText', tokenizer=tokenizer),
+    dict(type='TokenizeText'),
     dict(type='PackCLIPInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImage'),
     dict(type='ResizeExact', scale=img_size),
     dict(type='CleanCaption'),
-    dict(type='TokenizeText', tokenizer=tokenizer),
+    dict(type='TokenizeText'),
     dict(type='PackCLIPInputs'),
 ]
 train_dataloader = dict(

@@ -4,5 +4,4 @@ model = dict(
     embed_dim=1024,
     image_encoder=dict(_delete_=True, type='ModifiedResNet', arch='rn50', img_size=224),
     text_encoder=dict(arch='rbt3'),
-    tokenizer=dict(vocab_file='hfl/rbt3'),
 )

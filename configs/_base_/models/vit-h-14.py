@@ -4,5 +4,4 @@ model = dict(
     embed_dim=1024,
     image_encoder=dict(arch='h-14', img_size=224),
     text_encoder=dict(arch='large'),
-    tokenizer=dict(vocab_file='hfl/chinese-roberta-wwm-ext-large'),
 )
