@@ -1,5 +1,6 @@
 """A Gradio app: zero-shot classification of an uploaded image on typed classes, and Chinese text->image
 search over a gallery with thumbnails and scores (extra ``[demo]``). Started by tools/demo/app.py."""
+import logging
 import os
 import re
 from typing import List, Optional
@@ -87,3 +88,21 @@ def _thumbnail_source(item):
     import numpy as np
     from PIL import Image
     return Image.fromarray(item) if isinstance(item, np.ndarray) else item
+
+
+def launch(demo, **kwargs):
+    """``demo.launch(**kwargs)`` that leaves the process's log files open.
+
+    Gradio's server (uvicorn) applies ``logging.config.dictConfig``, which closes every logging handler of
+    the process, so a Runner or ``init_model`` later in the same process would write to a closed mmengine
+    log file. Those files are reopened in append mode.
+    """
+    handlers = [h for h in logging._handlerList if isinstance(h(), logging.FileHandler)]
+    open_files = [h() for h in handlers if h().stream is not None]
+    result = demo.launch(**kwargs)
+    for handler in open_files:
+        if handler.stream is None:
+            handler.mode = 'a'
+            handler.stream = handler._open()
+            handler._closed = False
+    return result

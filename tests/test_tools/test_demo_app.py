@@ -29,6 +29,8 @@ def test_demo_endpoints_equal_inferencers(tmp_path, zoo, monkeypatch):  # noqa: 
 
     templates = tmp_path / 'templates.txt'
     templates.write_text('一张{}的照片。\n{}\n', encoding='utf-8')
+    from mmengine.logging import MMLogger
+    run_log = MMLogger.get_instance('demo_app_test_run', log_file=str(tmp_path / 'run.log'))
     demo, url = load_tool('demo/app.py').main([TINY_NAME, '--gallery', str(gallery), '--templates', str(templates)],
                                               block=False)
     try:
@@ -38,6 +40,8 @@ def test_demo_endpoints_equal_inferencers(tmp_path, zoo, monkeypatch):  # noqa: 
         thumbs, hits = client.predict('海边的日落', 4, api_name='/search')
     finally:
         demo.close()
+    run_log.info('still logging after the server started')  # a Runner's log file survives the launch
+    assert 'still logging' in (tmp_path / 'run.log').read_text()
 
     model = zoo['model']
     expected = ZeroShotClassificationInferencer(model, classes=['猫', '狗', '汽车', '海'], templates=str(templates),

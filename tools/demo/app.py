@@ -46,8 +46,9 @@ def main(argv: Optional[List[str]] = None, block: bool = True):
     """Start the server; with ``block=False`` return ``(demo, local_url)`` (tests close it)."""
     args = parse_args(argv)
     demo = build(args)
-    _, url, _ = demo.launch(server_name=args.host, server_port=args.port, prevent_thread_lock=not block,
-                            quiet=not block)
+    from cnclip_mm.apis.web_demo import launch
+    _, url, _ = launch(demo, server_name=args.host, server_port=args.port, prevent_thread_lock=not block,
+                       quiet=not block)
     return demo, url
 
 
