@@ -31,7 +31,8 @@ def shard_runner_cfg(work_dir: str, data_root: str, max_iters: int, num_workers:
                                    drop_last=True, dataset=dataset)
     cfg['param_scheduler'] = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2)]
     cfg['train_cfg'] = dict(type='StreamTrainLoop', max_iters=max_iters)
-    cfg['default_hooks']['checkpoint'] = dict(type='CheckpointHook', by_epoch=False, interval=5)
+    cfg['default_hooks'].update(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5),
+                                rng_state=dict(type='RNGStateHook'))
     cfg['log_processor'] = dict(by_epoch=False)
     cfg['custom_hooks'].append(dict(type='StreamRecorderHook'))
     cfg['custom_imports'] = dict(imports=['tests.test_datasets.shard_helpers'], allow_failed_imports=False)

@@ -41,7 +41,8 @@ class StreamTrainLoop(IterBasedTrainLoop):
     def _start_epoch(self, epoch: int, batches_done: int) -> None:
         self._epoch, self._batches_done = epoch, batches_done
         self.dataset.set_position(epoch, batches_done, self.dataloader.batch_size)
-        self.dataloader_iterator = iter(self.dataloader)
+        with torch.random.fork_rng(devices=[]):  # the workers' base seed draw would shift the
+            self.dataloader_iterator = iter(self.dataloader)  # main RNG, so a resume would differ
 
     def _all_have_batch(self, batch: Optional[dict]) -> bool:
         have = batch is not None
