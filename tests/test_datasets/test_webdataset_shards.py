@@ -10,7 +10,6 @@ import pytest
 import torch
 import webdataset as wds
 from mmengine.config import Config
-from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader
@@ -62,7 +61,7 @@ def test_converter_round_trip(tmp_path, fmt):
                                  data_root=str(tmp_path), pipeline=[dict(type='LoadImage')]))
     assert sum(sizes.values()) == len(source) and all(n <= 2 for n in sizes.values())
     assert sorted(os.listdir(out)) == sorted(sizes) + ['shards.json']
-    shards = WebDatasetImageText(shards=str(out) + '/{00000..%05d}.tar' % (len(sizes) - 1),
+    shards = WebDatasetImageText(shards=f'{out}/{{00000..{len(sizes) - 1:05d}}}.tar',
                                  pipeline=[dict(type='LoadImage')], shuffle_buffer=0, shuffle_shards=False)
     got = _items(shards)
     want = [source[i] for i in range(len(source))]
