@@ -1,7 +1,16 @@
 """Runner and model-wrapper pieces."""
 from .clip_runner import CLIPRunner
-from .ddp import CLIPDistributedDataParallel, rewrap_ddp, teardown_distributed, unwrap_model
+from .ddp import (
+                  CLIPDistributedDataParallel,
+                  FeatureCacheTrainStep,
+                  rewrap_ddp,
+                  teardown_distributed,
+                  unwrap_model,
+)
+from .flexible_runner import CLIPFlexibleRunner
+from .fsdp import CLIPFullyShardedDataParallel
 from .stream_loop import StreamTrainLoop
 
-__all__ = ['CLIPDistributedDataParallel', 'CLIPRunner', 'StreamTrainLoop', 'rewrap_ddp', 'teardown_distributed',
+__all__ = ['CLIPDistributedDataParallel', 'CLIPFlexibleRunner', 'CLIPFullyShardedDataParallel', 'CLIPRunner',
+           'FeatureCacheTrainStep', 'StreamTrainLoop', 'rewrap_ddp', 'teardown_distributed',
            'unwrap_model']
