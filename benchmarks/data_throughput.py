@@ -1,9 +1,9 @@
-"""Images/s of the training pipeline over the demo data, for TSV, LMDB and jsonl, 0 and 2 workers.
+"""Images/s of the training pipeline over the demo data, for TSV, LMDB, jsonl and WebDataset shards.
 
     python benchmarks/data_throughput.py [--batches 20] [--batch-size 64] [--workers 0,2]
 
-Converts the demo set (generated if missing) to LMDB and to an image folder + jsonl in a temp
-dir, then times full passes of LoadImage -> RandomResizedCrop -> CleanCaption -> TokenizeText ->
+Converts the demo set (generated if missing) to LMDB, to an image folder + jsonl and to 8 tar
+shards in a temp dir, then times full passes of LoadImage -> RandomResizedCrop -> CleanCaption -> TokenizeText ->
 PackCLIPInputs through a DataLoader (pseudo_collate), after one warm-up batch.
 """
 import argparse
@@ -21,10 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from mmengine.dataset import pseudo_collate  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
+from torch.utils.data import DataLoader, IterableDataset  # noqa: E402
 
 from cnclip_mm.datasets import ensure_demo_data  # noqa: E402
 from cnclip_mm.datasets.lmdb_writer import build_lmdb  # noqa: E402
+from cnclip_mm.datasets.shard_writer import write_shards  # noqa: E402
 from cnclip_mm.registry import DATASETS  # noqa: E402
 
 
@@ -48,7 +49,8 @@ def export_jsonl(demo: str, out: str) -> None:
 
 
 def measure(dataset, workers: int, batch_size: int, batches: int) -> float:
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=True,
+    streamed = isinstance(dataset, IterableDataset)  # shuffles itself (shard order + buffer)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=not streamed,
                         collate_fn=pseudo_collate, persistent_workers=False, drop_last=True)
     count, start = 0, None
     for i, batch in enumerate(loader):
@@ -79,17 +81,22 @@ def main(argv: Optional[List[str]] = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         build_lmdb(demo, ['train'], osp.join(tmp, 'lmdb'), show_progress=False)
         export_jsonl(demo, osp.join(tmp, 'jsonl'))
+        tsv = DATASETS.build(dict(type='ImageTextTSVDataset', data_root=demo, split='train'))
+        write_shards(tsv, osp.join(tmp, 'shards'), samples_per_shard=250, show_progress=False)
         sources = {
             'tsv': dict(type='ImageTextTSVDataset', data_root=demo),
             'lmdb': dict(type='ImageTextLMDBDataset', data_root=tmp, lmdb_dir='lmdb'),
             'jsonl': dict(type='ImageTextJsonlDataset', data_root=osp.join(tmp, 'jsonl')),
+            'shards': dict(type='WebDatasetImageText', shards=osp.join(tmp, 'shards', '*.tar'),
+                           shuffle_buffer=1000),
         }
         workers = [int(w) for w in args.workers.split(',')]
         print(f'training pipeline, {args.img_size}px, batch {args.batch_size}, {args.batches} timed batches, '
               f'{os.cpu_count()} CPUs')
         print(f'{"format":<8}' + ''.join(f'{f"{w} workers":>14}' for w in workers) + '   (images/s)')
         for name, cfg in sources.items():
-            dataset = DATASETS.build(dict(cfg, split='train', pipeline=pipeline))
+            split = {} if cfg['type'] == 'WebDatasetImageText' else dict(split='train')
+            dataset = DATASETS.build(dict(cfg, pipeline=pipeline, **split))
             results[name] = {w: measure(dataset, w, args.batch_size, args.batches) for w in workers}
             print(f'{name:<8}' + ''.join(f'{results[name][w]:>14.0f}' for w in workers))
     return results

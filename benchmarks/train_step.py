@@ -158,7 +158,12 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
     parser.add_argument('--steps', type=int, default=3, help='timed steps per case (median reported)')
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
+    parser.add_argument('--compile', nargs='?', const='inductor', metavar='BACKEND',
+                        help='instead: eager vs torch.compile step time of ours (benchmarks/compile_step.py)')
     args = parser.parse_args(argv)
+    if args.compile:
+        from benchmarks.compile_step import compare
+        return [compare('vit-b-16', args.compile, args.steps, args.batch)]
     diff = _same_loss_check()
     print(f'ViT-B/16 + RoBERTa-base, batch {args.batch}, CPU, {args.threads} threads; '
           f'|loss(ours) - loss(HF)| with shared weights, fp32 eval: {diff:.2e}')

@@ -18,6 +18,7 @@ from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
+from mmengine.registry import STRATEGIES as MMENGINE_STRATEGIES
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
@@ -28,6 +29,7 @@ __all__ = [
     'MODELS', 'MODEL_WRAPPERS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'METRICS', 'EVALUATOR',
     'HOOKS', 'LOOPS', 'RUNNERS', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
     'PARAM_SCHEDULERS', 'WEIGHT_INITIALIZERS', 'VISBACKENDS', 'VISUALIZERS', 'LOG_PROCESSORS', 'FUNCTIONS',
+    'STRATEGIES',
 ]
 
 _MODELS = ['cnclip_mm.models']
@@ -46,6 +48,7 @@ EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, locations=['cnclip_
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=_ENGINE + ['cnclip_mm.evaluation', 'cnclip_mm.datasets'])
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=_ENGINE + ['cnclip_mm.evaluation'])
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=_ENGINE)
+STRATEGIES = Registry('strategy', parent=MMENGINE_STRATEGIES, locations=_ENGINE)
 OPTIMIZERS = Registry('optimizer', parent=MMENGINE_OPTIMIZERS, locations=_ENGINE)
 OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, locations=_ENGINE)
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(

@@ -37,6 +37,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='autocast dtype for --amp (default: float16 on GPU, bfloat16 on CPU)')
     parser.add_argument('--grad-checkpointing', action='store_true',
                         help='recompute tower activations in backward to save memory')
+    parser.add_argument('--strategy', choices=['ddp', 'fsdp', 'deepspeed'], default='ddp',
+                        help='fsdp / deepspeed (GPU only): FlexibleRunner with configs/_base_/strategies/*.py')
+    parser.add_argument('--compile', nargs='?', const=True, default=None, metavar='BACKEND',
+                        help='torch.compile the towers (default backend inductor, or the one named)')
     parser.add_argument('--no-validate', action='store_true', help='skip validation during training')
     parser.add_argument('--tensorboard', action='store_true', help='also log to TensorBoard')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -63,6 +67,10 @@ def _set_amp(cfg: Config, dtype: Optional[str]) -> None:
 def build_config(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line options."""
     cfg = Config.fromfile(args.config)
+    if args.strategy != 'ddp':
+        base = osp.dirname(osp.dirname(osp.abspath(__file__)))
+        cfg.merge_from_dict(Config.fromfile(osp.join(base, 'configs', '_base_', 'strategies',
+                                                     f'{args.strategy}.py')).to_dict())
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     # CLIPRunner's loader never executes a checkpoint's stored config and checks keys strictly.
@@ -74,6 +82,8 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
     if args.amp:
         _set_amp(cfg, args.amp_dtype)
+    if args.compile is not None:
+        cfg.compile = True if args.compile is True else dict(backend=args.compile)
     if args.no_validate:
         for key in ('val_dataloader', 'val_evaluator', 'val_cfg'):
             cfg[key] = None

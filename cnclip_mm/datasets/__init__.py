@@ -11,11 +11,12 @@ from .image_folder import ImageFolderZeroShotDataset
 from .jsonl_dataset import ImageTextJsonlDataset
 from .lmdb_dataset import ImageTextLMDBDataset
 from .tsv_dataset import ImageTextTSVDataset
+from .webdataset_shards import WebDatasetImageText
 from .zero_shot_base import ZeroShotDataset
 
 __all__ = [
     'BadSampleError', 'BadSampleLog', 'BadSampleAwareDataset', 'BaseImageTextDataset',
     'ImageTextTSVDataset', 'ImageTextLMDBDataset', 'ImageTextJsonlDataset', 'CIFAR100Dataset',
     'CIFAR100_CHINESE', 'ImageFolderZeroShotDataset', 'ZeroShotDataset', 'DemoImageTextDataset',
-    'ensure_demo_data', 'make_demo_data', 'BadSampleReportHook',
+    'ensure_demo_data', 'make_demo_data', 'BadSampleReportHook', 'WebDatasetImageText',
 ]

@@ -7,11 +7,12 @@ from mmengine.hooks import Hook
 from cnclip_mm.registry import HOOKS
 
 from .base import BadSampleAwareDataset
+from .webdataset_shards import WebDatasetImageText
 
 
-def iter_bad_sample_datasets(dataset) -> Iterator[BadSampleAwareDataset]:
+def iter_bad_sample_datasets(dataset) -> Iterator[BadSampleAwareDataset | WebDatasetImageText]:
     """The datasets with a bad-sample log inside (possibly wrapped) ``dataset``."""
-    if isinstance(dataset, BadSampleAwareDataset):
+    if isinstance(dataset, (BadSampleAwareDataset, WebDatasetImageText)):
         yield dataset
     elif isinstance(dataset, ConcatDataset):
         for sub in dataset.datasets:

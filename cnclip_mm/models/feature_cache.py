@@ -15,6 +15,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 from torch import nn
+from torch.distributed.fsdp import FullyShardedDataParallel
 
 
 class FeatureCacheAccumulator:
@@ -67,12 +68,14 @@ class FeatureCacheAccumulator:
         chunks: List[torch.Tensor] = list(torch.arange(n).chunk(self.accum_freq))
         cuda = torch.cuda.is_available()
 
-        # Pass 1: features of every micro-batch, no graph kept; remember the RNG for each.
+        # Pass 1: features of every micro-batch, no graph kept; remember the RNG for each. The bare
+        # module skips DDP's hooks; FSDP must gather its sharded parameters, so it runs wrapped.
+        first = self.model if isinstance(self.model, FullyShardedDataParallel) else net
         rng_states, cached_img, cached_txt = [], [], []
         with torch.no_grad(), optim_wrapper.optim_context(self.model):
             for idx in chunks:
                 rng_states.append((torch.get_rng_state(), torch.cuda.get_rng_state_all() if cuda else None))
-                img, txt = self._encode(net, inputs, idx)
+                img, txt = self._encode(first, inputs, idx)
                 cached_img.append(img)
                 cached_txt.append(txt)
         end_rng = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if cuda else None)

@@ -1,10 +1,7 @@
 """Runner with the official ``--reset-optimizer`` / ``--reset-data-offset`` resume options."""
-import os
 import os.path as osp
 from typing import Optional
 
-import torch
-import torch.distributed as torch_dist
 from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
@@ -12,11 +9,12 @@ from mmengine.runner import Runner
 from cnclip_mm.registry import RUNNERS
 
 from .atomic_io import commit_file
+from .dist_env import init_cpu_process_group
 
 
-@RUNNERS.register_module()
-class CLIPRunner(Runner):
-    """:class:`mmengine.runner.Runner` reading two extra config keys.
+class CLIPRunnerMixin:
+    """What :class:`CLIPRunner` adds to mmengine's Runner, shared with ``CLIPFlexibleRunner``: two
+    extra config keys, ``last_checkpoint`` pointers, foreign checkpoints, compiled towers.
 
     ``reset_optimizer=True``: a resume restores weights, counters and schedules but not the optimizer
     state. ``reset_data_offset=True``: a resume restarts at epoch 0 / iteration 0 with fresh
@@ -33,16 +31,13 @@ class CLIPRunner(Runner):
     load_strict = True
 
     def setup_env(self, env_cfg: dict) -> None:
-        # mmengine's pytorch launcher calls torch.cuda.set_device unconditionally, which fails on
-        # CPU-only torch builds; start the (gloo) process group here so mmengine skips that path.
-        if (self.distributed and self.launcher == 'pytorch' and not torch.cuda.is_available()
-                and not torch_dist.is_initialized()):
-            dist_cfg = dict(env_cfg.get('dist_cfg', {}))
-            backend = dist_cfg.pop('backend', 'gloo')
-            torch_dist.init_process_group(
-                backend='gloo' if backend == 'nccl' else backend, rank=int(os.environ['RANK']),
-                world_size=int(os.environ['WORLD_SIZE']), **dist_cfg)
+        init_cpu_process_group(self.launcher, env_cfg)
         super().setup_env(env_cfg)
+
+    def _maybe_compile(self, target: str) -> None:
+        # ``compile`` compiles the towers in place instead of mmengine's whole train_step (why: compile.py).
+        from .compile import compile_towers
+        compile_towers(self.model.module if is_model_wrapper(self.model) else self.model, self.cfg.get('compile'))
 
     @classmethod
     def from_cfg(cls, cfg) -> 'CLIPRunner':
@@ -141,6 +136,12 @@ class CLIPRunner(Runner):
             self.train_loop._epoch = 0
             self.train_loop._iter = 0
             self.logger.info('reset_data_offset: training restarts at epoch 0, iteration 0')
+
+
+@RUNNERS.register_module()
+class CLIPRunner(CLIPRunnerMixin, Runner):
+    """:class:`mmengine.runner.Runner` reading two extra config keys (see :class:`CLIPRunnerMixin`).
+    """
 
 
 def resolve_checkpoint(filename: str) -> str:

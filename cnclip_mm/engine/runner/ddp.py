@@ -21,15 +21,9 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     return model.module if is_model_wrapper(model) else model
 
 
-@MODEL_WRAPPERS.register_module()
-class CLIPDistributedDataParallel(MMDistributedDataParallel):
-    """:class:`MMDistributedDataParallel` that drops ``device_ids`` for CPU modules (gloo runs) and
-    delegates ``train_step`` to the feature-cache accumulator when the model has ``accum_freq > 1``."""
-
-    def __init__(self, module: nn.Module, device_ids=None, **kwargs) -> None:
-        if device_ids is not None and all(p.device.type == 'cpu' for p in module.parameters()):
-            device_ids = None
-        super().__init__(module=module, device_ids=device_ids, **kwargs)
+class FeatureCacheTrainStep:
+    """Mixin for model wrappers: ``train_step`` goes to the feature-cache accumulator when the model
+    has ``accum_freq > 1`` (the accumulator drives the wrapper, so gradients sync once per step)."""
 
     def train_step(self, data: Union[dict, tuple, list],
                    optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:
@@ -40,6 +34,17 @@ class CLIPDistributedDataParallel(MMDistributedDataParallel):
                 self._accumulator = FeatureCacheAccumulator(self, accum_freq)
             return self._accumulator.train_step(data, optim_wrapper)
         return super().train_step(data, optim_wrapper)
+
+
+@MODEL_WRAPPERS.register_module()
+class CLIPDistributedDataParallel(FeatureCacheTrainStep, MMDistributedDataParallel):
+    """:class:`MMDistributedDataParallel` that drops ``device_ids`` for CPU modules (gloo runs) and
+    delegates ``train_step`` to the feature-cache accumulator when the model has ``accum_freq > 1``."""
+
+    def __init__(self, module: nn.Module, device_ids=None, **kwargs) -> None:
+        if device_ids is not None and all(p.device.type == 'cpu' for p in module.parameters()):
+            device_ids = None
+        super().__init__(module=module, device_ids=device_ids, **kwargs)
 
 
 def rewrap_ddp(ddp: nn.Module) -> nn.Module:
