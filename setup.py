@@ -27,6 +27,6 @@ setup(
     package_data={'cnclip_mm': ['datasets/*.txt', 'evaluation/*.txt', '**/*.txt']},
     python_requires='>=3.9',
     install_requires=read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt')},
+    extras_require={'tests': read_requirements('tests.txt'), 'fast': read_requirements('fast.txt')},
     license='Apache-2.0',
 )
