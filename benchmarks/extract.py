@@ -82,6 +82,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
     parser.add_argument('--clock', choices=['wall', 'process'], default='wall',
                         help='process: CPU seconds of this process (with --threads 1, robust on a '
                         'machine other jobs load)')
+    parser.add_argument('--rows', default='images,mixed,full', help='which rows to time')
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     global CLOCK
@@ -102,9 +103,12 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
           f'{args.clock} clock')
     print('| batch | ours ms min / median | HF ms min / median | HF/ours (min) | max |feature diff| |')
     print('|---|---|---|---|---|')
+    wanted = args.rows.split(',')
     rows = [compare(f'images {args.image_batch}x224', lambda: ours.extract_image_feat(images), hf_image,
-                    args.reps)]
+                    args.reps)] if 'images' in wanted else []
     for kind, ids in texts.items():
+        if kind not in wanted:
+            continue
         rows.append(compare(f'texts {args.text_batch}x52 {kind}', lambda ids=ids: ours.extract_text_feat(ids),
                             lambda ids=ids: hf_text(ids), args.reps))
     with torch.inference_mode():

@@ -17,7 +17,10 @@ class QuickGELU(nn.Module):
     """``x * sigmoid(1.702 x)``: the activation OpenAI CLIP was trained with."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
+        if x.requires_grad:
+            return x * torch.sigmoid(1.702 * x)
+        # No autograd graph (inference, frozen tower): reuse x's memory instead of two fresh buffers.
+        return x.mul_(torch.mul(x, 1.702).sigmoid_())
 
 
 class PackedSelfAttention(nn.Module):
@@ -64,8 +67,12 @@ class ResidualAttentionBlock(nn.Module):
     def forward(self, x: torch.Tensor, queries: Optional[int] = None) -> torch.Tensor:
         """All tokens out, or only the first ``queries`` (what the last block owes the class token)."""
         out = self.attn(self.ln_1(x), queries)
-        x = (x if queries is None else x[:, :queries]) + out
-        return x + self.mlp(self.ln_2(x))
+        x = (x if queries is None else x[:, :queries])
+        if out.requires_grad or x.requires_grad:
+            x = x + out
+            return x + self.mlp(self.ln_2(x))
+        x = out.add_(x)  # no autograd graph: add into the fresh buffers
+        return self.mlp(self.ln_2(x)).add_(x)
 
 
 class Transformer(nn.Module):
