@@ -33,6 +33,6 @@ setup(
     python_requires='>=3.9',
     install_requires=read_requirements('runtime.txt'),
     extras_require={'tests': read_requirements('tests.txt'), 'deploy': read_requirements('deploy.txt'),
-                    'demo': read_requirements('demo.txt')},
+                    'demo': read_requirements('demo.txt'), 'fast': read_requirements('fast.txt')},
     license='Apache-2.0',
 )

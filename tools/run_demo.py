@@ -30,6 +30,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--stage2-epochs', type=int, help='override configs/demo/stage2.py')
     parser.add_argument('--train-samples', type=int,
                         help='train on the first N pairs only (smoke runs)')
+    parser.add_argument('--threads', type=int, help='torch intra-op threads (default: chosen, logged)')
     return parser.parse_args(argv)
 
 
@@ -89,6 +90,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     import cnclip_mm.engine  # noqa: F401
     from cnclip_mm.datasets import ensure_demo_data
     from cnclip_mm.engine import CLIPRunner
+    from cnclip_mm.utils.threads import apply_to_config
 
     start = time.time()
     ensure_demo_data(args.data_root)
@@ -99,6 +101,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
         cfg = stage_config(name, args, epochs)
         if load_from is not None:
             cfg.load_from = load_from  # weights only: fresh optimizer, schedule and counters
+        apply_to_config(cfg, args.threads)
         runner = CLIPRunner.from_cfg(cfg)
         runner.train()
         rows[name] = runner.test()

@@ -33,6 +33,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'under the work dir)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries: a.b=1')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch intra-op threads per process (default: env_cfg.num_threads, '
+                        'OMP_NUM_THREADS, else chosen from cores, ranks, workers and load)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -76,6 +79,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     check_inputs(cfg, 'test', args.checkpoint, args.config)  # every missing input at once, before any build
 
     from mmengine.runner import Runner
+
+    from cnclip_mm.utils.threads import apply_to_config
+    apply_to_config(cfg, args.threads)
 
     from cnclip_mm.apis.model_zoo import resolve_weights
     from cnclip_mm.models.converters import load_checkpoint

@@ -51,25 +51,35 @@ def preprocess_images(model: nn.Module, images: Sequence[ImageLike]) -> torch.Te
     return model.data_preprocessor.normalize(batch)
 
 
+def _autocast(model: nn.Module, bf16: bool):
+    """bf16 autocast on the model's device when asked (opt-in: cosine >= 0.999 to fp32)."""
+    device = next(model.parameters()).device.type
+    return torch.autocast(device, dtype=torch.bfloat16, enabled=bf16)
+
+
 @torch.no_grad()
-def encode_images(model: nn.Module, images: Sequence[ImageLike], batch_size: int = 32) -> torch.Tensor:
-    """L2-normalised image features ``[N, D]`` (CPU) of paths / PIL images / arrays."""
+def encode_images(model: nn.Module, images: Sequence[ImageLike], batch_size: int = 32,
+                  bf16: bool = False) -> torch.Tensor:
+    """L2-normalised image features ``[N, D]`` (CPU) of paths / PIL images / arrays; ``bf16``: autocast."""
     if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
         images = [images]
     model.eval()
-    feats = [model.extract_image_feat(preprocess_images(model, images[i:i + batch_size])).float().cpu()
-             for i in range(0, len(images), batch_size)]
+    with _autocast(model, bf16):
+        feats = [model.extract_image_feat(preprocess_images(model, images[i:i + batch_size])).float().cpu()
+                 for i in range(0, len(images), batch_size)]
     return torch.cat(feats) if feats else torch.empty(0, model.embed_dim)
 
 
 @torch.no_grad()
-def encode_texts(model: nn.Module, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
-    """L2-normalised text features ``[N, D]`` (CPU), tokenised with the model's tokenizer."""
+def encode_texts(model: nn.Module, texts: Sequence[str], batch_size: int = 256,
+                 bf16: bool = False) -> torch.Tensor:
+    """L2-normalised text features ``[N, D]`` (CPU), tokenised with the model's tokenizer; ``bf16``: autocast."""
     if isinstance(texts, str):
         texts = [texts]
     model.eval()
-    feats = [model.extract_text_feat(list(texts[i:i + batch_size])).float().cpu()
-             for i in range(0, len(texts), batch_size)]
+    with _autocast(model, bf16):
+        feats = [model.extract_text_feat(list(texts[i:i + batch_size])).float().cpu()
+                 for i in range(0, len(texts), batch_size)]
     return torch.cat(feats) if feats else torch.empty(0, model.embed_dim)
 
 

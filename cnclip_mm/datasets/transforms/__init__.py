@@ -1,9 +1,10 @@
 """Pipeline transforms; importing this package registers them in cnclip_mm TRANSFORMS."""
 from .augment import RandAugment
+from .fast_loading import LoadResizeImage
 from .formatting import PackCLIPInputs
 from .loading import LoadImage
 from .processing import RandomResizedCrop, ResizeExact
 from .text import CleanCaption, TokenizeText
 
-__all__ = ['LoadImage', 'ResizeExact', 'RandomResizedCrop', 'RandAugment', 'CleanCaption',
+__all__ = ['LoadImage', 'LoadResizeImage', 'ResizeExact', 'RandomResizedCrop', 'RandAugment', 'CleanCaption',
            'TokenizeText', 'PackCLIPInputs']

@@ -90,6 +90,15 @@ class LoadImage(BaseTransform):
 
     @staticmethod
     def _decode(results: dict, where: str) -> Image.Image:
+        data = LoadImage._read(results, where)
+        try:
+            return pil_from_bytes(data)
+        except Exception as err:  # noqa: BLE001 - Pillow raises many types for broken files
+            raise BadSampleError(f'{where}: corrupt or truncated image ({type(err).__name__}: {err})') from err
+
+    @staticmethod
+    def _read(results: dict, where: str) -> bytes:
+        """The encoded image bytes of the item's first present source."""
         if results.get('img_b64') is not None:
             try:
                 data = decode_base64(results['img_b64'])
@@ -105,7 +114,4 @@ class LoadImage(BaseTransform):
                 raise BadSampleError(f'{where}: cannot read image file ({err})') from err
         else:
             raise BadSampleError(f'{where}: no image data (need img, img_b64, img_bytes or img_path)')
-        try:
-            return pil_from_bytes(data)
-        except Exception as err:  # noqa: BLE001 - Pillow raises many types for broken files
-            raise BadSampleError(f'{where}: corrupt or truncated image ({type(err).__name__}: {err})') from err
+        return data

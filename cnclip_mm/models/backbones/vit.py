@@ -17,7 +17,10 @@ class QuickGELU(nn.Module):
     """``x * sigmoid(1.702 x)``: the activation OpenAI CLIP was trained with."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
+        if x.requires_grad:
+            return x * torch.sigmoid(1.702 * x)
+        # No autograd graph (inference, frozen tower): reuse x's memory instead of two fresh buffers.
+        return x.mul_(torch.mul(x, 1.702).sigmoid_())
 
 
 class PackedSelfAttention(nn.Module):
@@ -32,12 +35,19 @@ class PackedSelfAttention(nn.Module):
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
         self.out_proj = nn.Linear(width, width)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, queries: Optional[int] = None) -> torch.Tensor:
+        """Attend from every token, or from the first ``queries`` tokens only (keys: all tokens)."""
         n, length, width = x.shape
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-        q, k, v = qkv.view(n, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        if queries is None:
+            qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+            q, k, v = qkv.view(n, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        else:
+            q = F.linear(x[:, :queries], self.in_proj_weight[:width], self.in_proj_bias[:width])
+            q = q.view(n, queries, self.heads, -1).transpose(1, 2)
+            kv = F.linear(x, self.in_proj_weight[width:], self.in_proj_bias[width:])
+            k, v = kv.view(n, length, 2, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(q, k, v)
-        return self.out_proj(out.transpose(1, 2).reshape(n, length, width))
+        return self.out_proj(out.transpose(1, 2).reshape(n, q.shape[2], width))
 
 
 class ResidualAttentionBlock(nn.Module):
@@ -54,9 +64,15 @@ class ResidualAttentionBlock(nn.Module):
         ]))
         self.ln_2 = nn.LayerNorm(width, eps=1e-5)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+    def forward(self, x: torch.Tensor, queries: Optional[int] = None) -> torch.Tensor:
+        """All tokens out, or only the first ``queries`` (what the last block owes the class token)."""
+        out = self.attn(self.ln_1(x), queries)
+        x = (x if queries is None else x[:, :queries])
+        if out.requires_grad or x.requires_grad:
+            x = x + out
+            return x + self.mlp(self.ln_2(x))
+        x = out.add_(x)  # no autograd graph: add into the fresh buffers
+        return self.mlp(self.ln_2(x)).add_(x)
 
 
 class Transformer(nn.Module):
@@ -66,12 +82,15 @@ class Transformer(nn.Module):
         self.resblocks = nn.ModuleList(ResidualAttentionBlock(width, heads) for _ in range(layers))
         self.grad_checkpointing = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.resblocks:
+    def forward(self, x: torch.Tensor, queries: Optional[int] = None) -> torch.Tensor:
+        """Run the blocks; with ``queries`` the last block computes only the first ``queries`` tokens."""
+        last = len(self.resblocks) - 1
+        for i, block in enumerate(self.resblocks):
+            rows = queries if i == last else None
             if self.grad_checkpointing and self.training and torch.is_grad_enabled():
-                x = checkpoint(block, x, use_reentrant=False)
+                x = checkpoint(block, x, rows, use_reentrant=False)
             else:
-                x = block(x)
+                x = block(x, rows)
         return x
 
 
@@ -150,7 +169,8 @@ class CLIPVisionTransformer(LockableTower, BaseModule):
         if pos.shape[0] != x.shape[1]:
             pos = resize_pos_embed(pos, x.shape[1])
         x = self.ln_pre(x + pos.to(x.dtype))
-        x = self.transformer(x)
+        # Only the class token is read out: the last block skips every other token's query and MLP.
+        x = self.transformer(x, queries=1)
         return self.ln_post(x[:, 0]) @ self.proj
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):

@@ -21,6 +21,7 @@ class ChineseBertEncoder(BaseModule):
             over ``arch``.
         pad_token_id: id whose positions are masked out of attention.
         grad_checkpointing: recompute each layer in backward to save memory.
+        bucket_size: rows per length bucket when encoding large batches without autograd.
     """
 
     arch_zoo = {
@@ -31,11 +32,13 @@ class ChineseBertEncoder(BaseModule):
 
     def __init__(self, arch: Union[str, dict] = 'base', vocab_size: int = 21128,
                  pretrained: Optional[str] = None, pad_token_id: int = 0,
-                 grad_checkpointing: bool = False, init_cfg: Optional[dict] = None):
+                 grad_checkpointing: bool = False, bucket_size: int = 32,
+                 init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         from transformers import BertConfig, BertModel
 
         self.pad_token_id = pad_token_id
+        self.bucket_size = bucket_size
         if pretrained:
             try:
                 self.bert = BertModel.from_pretrained(pretrained, add_pooling_layer=False)
@@ -76,9 +79,26 @@ class ChineseBertEncoder(BaseModule):
             bert.gradient_checkpointing_disable()
 
     def forward(self, text_ids: torch.Tensor) -> torch.Tensor:
-        """Return the last hidden state at [CLS] (position 0), ``[N, hidden]``."""
-        mask = (text_ids != self.pad_token_id).long()
-        hidden = self.bert(input_ids=text_ids, attention_mask=mask).last_hidden_state
+        """Return the last hidden state at [CLS] (position 0), ``[N, hidden]``.
+
+        Padding costs nothing: columns that are padding in every row are cut off, and without
+        autograd a large batch runs as length-sorted buckets of ``bucket_size`` rows, each cut to its
+        own longest text. Padded keys are masked out of attention either way, so [CLS] sees the
+        same tokens (features agree to float rounding).
+        """
+        if not torch.is_grad_enabled() and len(text_ids) >= 2 * self.bucket_size:
+            lengths = (text_ids != self.pad_token_id).int().cumsum(1).argmax(1)  # last non-pad column
+            order = lengths.argsort()
+            out = torch.cat([self._cls_state(text_ids[rows])
+                             for rows in order.split(self.bucket_size)])
+            return out[order.argsort()]
+        return self._cls_state(text_ids)
+
+    def _cls_state(self, text_ids: torch.Tensor) -> torch.Tensor:
+        mask = text_ids != self.pad_token_id
+        used = int(mask.any(0).nonzero().max()) + 1 if mask.any() else text_ids.shape[1]
+        text_ids, mask = text_ids[:, :used], mask[:, :used]
+        hidden = self.bert(input_ids=text_ids, attention_mask=mask.long()).last_hidden_state
         return hidden[:, 0]
 
     def lock(self, unlocked_layers: int = 0, freeze_layer_norm: bool = True) -> None:

@@ -1,0 +1,122 @@
+"""Decode and resize in one step, in uint8; normalisation is left to the model side, once per batch.
+
+By default the pixels are exactly those of ``LoadImage`` + ``ResizeExact`` (Pillow decode, bicubic
+resize: the official evaluation tensor once ``CLIPDataPreprocessor`` normalises the batch). The speed
+comes from libjpeg-turbo without Pillow's overhead (simplejpeg, optional) and from skipping the
+per-image float tensor and normalisation of the reference pipeline. ``draft=True`` additionally lets
+libjpeg decode a large JPEG at 1/2, 1/4 or 1/8 scale in the
+DCT domain (never below the target size) before the bicubic resize: several times faster on photos
+much larger than the target, but the pixels change (benchmarks/data_throughput.py prints by how
+much), so it is an opt-in for training, not for evaluation.
+"""
+import io
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+from PIL import Image
+
+from cnclip_mm.registry import TRANSFORMS
+
+from ..bad_samples import BadSampleError
+from .loading import LoadImage
+from .processing import _INTERPOLATION, _pair
+
+
+def _simplejpeg():
+    try:
+        import simplejpeg
+    except ImportError:  # optional: Pillow alone gives the same pixels, a little slower
+        return None
+    return simplejpeg
+
+
+def _decode_turbo(data: bytes, size: Sequence[int], draft: bool) -> Optional[np.ndarray]:
+    """libjpeg-turbo through simplejpeg for baseline colour JPEGs; None when it does not apply."""
+    turbo = _simplejpeg()
+    if turbo is None or not data[:2] == b'\xff\xd8':
+        return None
+    try:
+        if turbo.decode_jpeg_header(data)[2] != 'YCbCr':
+            return None  # greyscale / CMYK: Pillow's conversions are the reference
+        scale = dict(min_width=size[0], min_height=size[1]) if draft else {}
+        return turbo.decode_jpeg(data, colorspace='RGB', **scale)
+    except ValueError:  # progressive or unusual files: Pillow decodes them
+        return None
+
+
+def decode_resize(data: bytes, size: Sequence[int], draft: bool = False,
+                  interpolation: str = 'bicubic') -> Tuple[np.ndarray, Tuple[int, int]]:
+    """Encoded image bytes -> (RGB uint8 ``[H, W, 3]`` resized to ``size`` = (width, height),
+    the original (height, width)).
+
+    Colour JPEGs are decoded by simplejpeg when it is installed: the same libjpeg-turbo defaults as
+    Pillow's (islow DCT, fancy upsampling), so the same pixels (tests/test_datasets/test_fast_loading.py
+    checks), with less overhead. Everything else goes through Pillow.
+    """
+    array = _decode_turbo(data, size, draft)
+    if array is not None:
+        turbo = _simplejpeg()
+        original = turbo.decode_jpeg_header(data)[:2]
+        img = Image.fromarray(array)
+    else:
+        with Image.open(io.BytesIO(data)) as img:
+            original = (img.height, img.width)
+            if draft and img.format == 'JPEG':
+                img.draft('RGB', tuple(size))  # largest DCT reduction keeping both sides >= size
+            img = img.convert('RGB')
+    return np.asarray(img.resize(tuple(size), _INTERPOLATION[interpolation])), tuple(original)
+
+
+@TRANSFORMS.register_module()
+class LoadResizeImage(LoadImage):
+    """``LoadImage`` + ``ResizeExact`` in one transform (same pixels unless ``draft``).
+
+    Args:
+        scale: output size, an int for (r, r) or (width, height).
+        draft: decode JPEGs at a reduced DCT scale first (faster, changes pixels; not for evaluation).
+        interpolation: ``'bicubic'`` (official), ``'bilinear'`` or ``'nearest'``.
+
+    Required Keys:
+        - img | img_b64 | img_bytes | img_path
+        - source (optional)
+
+    Modified Keys:
+        - img_b64, img_bytes (removed once decoded)
+
+    Added Keys:
+        - img (np.uint8 [scale_h, scale_w, 3], RGB)
+        - img_shape, ori_shape
+    """
+
+    def __init__(self, scale: Union[int, Sequence[int]] = 224, draft: bool = False,
+                 interpolation: str = 'bicubic'):
+        self.scale = _pair(scale)
+        self.draft = draft
+        self.interpolation = interpolation
+        if interpolation not in _INTERPOLATION:
+            raise ValueError(f'interpolation must be one of {sorted(_INTERPOLATION)}, got {interpolation!r}')
+
+    def transform(self, results: dict) -> dict:
+        if results.get('img') is not None or ('image_id' not in results and not any(
+                results.get(k) is not None for k in ('img_b64', 'img_bytes', 'img_path'))):
+            # Arrays (CIFAR) and text-only items: the plain path.
+            results = super().transform(results)
+            if results.get('img') is not None:
+                results['img'] = np.asarray(Image.fromarray(results['img']).resize(
+                    self.scale, _INTERPOLATION[self.interpolation]))
+                results['img_shape'] = results['img'].shape[:2]
+            return results
+        where = results.get('source') or results.get('img_path') or 'image'
+        data = self._read(results, where)
+        try:
+            img, original = decode_resize(data, self.scale, self.draft, self.interpolation)
+        except Exception as err:  # noqa: BLE001 - Pillow raises many types for broken files
+            raise BadSampleError(f'{where}: corrupt or truncated image ({type(err).__name__}: {err})') from err
+        results.pop('img_b64', None)
+        results.pop('img_bytes', None)
+        results['img'] = img
+        results['img_shape'], results['ori_shape'] = img.shape[:2], original
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(scale={self.scale}, draft={self.draft}, interpolation={self.interpolation!r})'
