@@ -1,11 +1,16 @@
 """Shared fixtures: paths to the real vocab and a tiny model config usable everywhere."""
 import copy
+import os
 from pathlib import Path
 
 import pytest
 from mmengine.registry import init_default_scope
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The tools choose their thread count from the machine's momentary load unless OMP_NUM_THREADS is set; the
+# tests compare runs bit for bit (resume, DDP, workers), so every run in them uses one fixed count.
+os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0))))
 SHARED_VOCAB = REPO.parent / 'shared' / 'data' / 'chinese_bert_vocab' / 'vocab.txt'
 
 TINY_MODEL = dict(
