@@ -115,6 +115,8 @@ class DistillationLoss(nn.Module):
         total = 0.0
         for s_logits, t_logits in ((scale * img @ all_txt.t(), t_scale * t_img @ t_all_txt.t()),
                                    (scale * txt @ all_img.t(), t_scale * t_txt @ t_all_img.t())):
-            total = total + F.kl_div(F.log_softmax(s_logits.float(), dim=1), F.log_softmax(t_logits.float(), dim=1),
+            dtype = torch.promote_types(s_logits.dtype, torch.float32)  # fp32 softmax under AMP
+            total = total + F.kl_div(F.log_softmax(s_logits.to(dtype), dim=1),
+                                     F.log_softmax(t_logits.to(dtype), dim=1),
                                      reduction='batchmean', log_target=True)
         return total / 2 * self.kl_temperature ** 2
