@@ -89,3 +89,21 @@ def test_official_detached_cosine_sends_no_gradient(tiny_data, tiny_model_cfg, t
     assert losses['loss_distill_cos'].item() > 0 and not losses['loss_distill_cos'].requires_grad
     with pytest.raises(ValueError, match='unknown keys'):
         MODELS.build(dict(type='DistillationLoss', teacher=dict(ckpt='x')))
+
+
+def test_distill_config_builds(tmp_path):
+    from mmengine.config import Config
+
+    from tests.conftest import REPO
+    cfg = Config.fromfile(str(REPO / 'configs' / 'demo' / 'finetune_classes_distill.py'))
+    cfg.model.tokenizer = None
+    torch.manual_seed(0)
+    teacher_cfg = dict(cfg.model, loss=None)  # the demo model before fine-tuning
+    teacher = MODELS.build(teacher_cfg)
+    path = tmp_path / 'teacher.pth'
+    torch.save(dict(state_dict=teacher.state_dict()), path)
+    cfg.model.loss.teacher = dict(config=teacher_cfg, checkpoint=str(path))
+    student = MODELS.build(cfg.model)
+    assert type(student.loss_module).__name__ == 'DistillationLoss'
+    assert student.loss_module.contrastive.positives == ('image_id', 'text', 'label')
+    assert torch.equal(student.loss_module.teacher.text_projection, teacher.text_projection)
