@@ -1,11 +1,11 @@
-"""Classification set -> image-text pairs: captions from class names and templates, labels kept."""
+"""Classification set -> image-text pairs: captions from class names and templates, labels kept.
+
+configs/demo/finetune_classes*.py are run end to end in tests/test_engine/test_ema.py."""
 import pytest
-from mmengine.config import Config
 
 from cnclip_mm.datasets import ClassCaptionDataset, make_demo_classes
 from cnclip_mm.datasets.demo_classes import CLASS_TEMPLATES, demo_class_names
 from cnclip_mm.registry import DATASETS
-from tests.conftest import REPO
 
 
 @pytest.fixture(scope='module')
@@ -38,24 +38,3 @@ def test_bad_input(demo_classes):
         ClassCaptionDataset(source, templates=['{}'], classes=['a', 'b']).get_data_info(18)
     with pytest.raises(FileNotFoundError, match='templates'):
         ClassCaptionDataset(source, templates='no/such/templates.txt')
-
-
-def test_finetune_config_trains_and_validates_zero_shot(demo_classes, tmp_path):
-    from cnclip_mm.engine.runner import CLIPRunner
-    cfg = Config.fromfile(str(REPO / 'configs' / 'demo' / 'finetune_classes.py'))
-    text = cfg.pretty_text.replace('data/demo_classes', demo_classes)
-    cfg = Config.fromstring(text, '.py')
-    cfg.train_dataloader.batch_size = 8
-    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1, val_interval=1)
-    cfg.param_scheduler = []
-    cfg.load_from = None
-    cfg.work_dir = str(tmp_path)
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1)
-    cfg.log_level = 'WARNING'
-    runner = CLIPRunner.from_cfg(cfg)
-    runner.train()
-    assert runner.iter == 5
-    assert runner.model.loss_module.positives == ('image_id', 'text', 'label')
-    scalars = runner.message_hub.log_scalars
-    assert 'val/zeroshot/top1' in scalars, sorted(scalars)
-    assert 0.0 <= scalars['val/zeroshot/top1'].current() <= 100.0

@@ -1,4 +1,5 @@
-"""EMA option (configs/_base_/ema.py): validation runs on the EMA weights, checkpoints store them."""
+"""configs/demo/finetune_classes_ema.py end to end: class-caption training with the aware loss, zero-shot
+validation on the held-out split, and the EMA option (validation runs on, checkpoints store, the EMA weights)."""
 import glob
 
 import torch
@@ -39,6 +40,9 @@ def test_validation_uses_and_checkpoint_stores_ema_weights(tmp_path):
     runner.register_hook(snapshot)
     runner.train()
 
+    assert runner.iter == 5  # 40 class-captioned images, batch 8
+    assert runner.model.loss_module.positives == ('image_id', 'text', 'label')
+    assert 0.0 <= runner.message_hub.get_scalar('val/zeroshot/top1').current() <= 100.0
     ema = next(h for h in runner.hooks if isinstance(h, EMAHook)).ema_model.module
     raw, avg = runner.model.state_dict(), ema.state_dict()
     assert not torch.equal(raw['text_projection'], avg['text_projection'])  # EMA differs from the weights

@@ -1,17 +1,12 @@
-"""False-negative-aware ContrastiveLoss: hand-checked targets, sample keys, 2-process equivalence."""
+"""False-negative-aware ContrastiveLoss: hand-checked targets and sample keys (DDP: test_ddp_equivalence.py)."""
 import math
-import os
-import tempfile
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from cnclip_mm.models.losses import ContrastiveLoss, positive_keys
 from cnclip_mm.structures import DataSample
-from tests.test_losses.test_contrastive import _free_port, _Towers
 
 # Five pairs: images 0 and 1 are the same image; captions 1 and 2 are the same text; samples 0 and
 # 3 share class 7 (4 has no label). Expected positives of each row, written out by hand:
@@ -87,48 +82,3 @@ def test_keys_and_bad_options():
         ContrastiveLoss(positives=('text',)).batch_context(
             dict(images=torch.zeros(5, 3, 2, 2), image_slots=list(range(5))), None)
     assert ContrastiveLoss().batch_context({}, None) == {}
-
-
-def _keys8():
-    """Duplicates across the two ranks' halves: sample 1 = sample 6 (image), 2 = 5 (text)."""
-    return torch.tensor([[1, 100], [2, 101], [3, 102], [4, 103], [5, 102], [6, 104], [2, 105], [7, 106]])
-
-
-def _pairs():
-    g = torch.Generator().manual_seed(1)
-    return torch.randn(8, 6, generator=g, dtype=torch.float64), torch.randn(8, 7, generator=g, dtype=torch.float64)
-
-
-def _worker(rank, world, port, out_dir):
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    dist.init_process_group('gloo', rank=rank, world_size=world)
-    x, t = _pairs()
-    part = slice(rank * 4, (rank + 1) * 4)
-    for local_loss in (False, True):  # one spawn for both settings (process start-up dominates)
-        model = torch.nn.parallel.DistributedDataParallel(_Towers())
-        img, txt = model(x[part], t[part])
-        loss = ContrastiveLoss(local_loss=local_loss, positives=('image_id', 'text'))(
-            img, txt, model.module.logit_scale, pos_keys=_keys8()[part])
-        loss.backward()
-        mean_loss = loss.detach().clone()
-        dist.all_reduce(mean_loss)
-        torch.save({'loss': mean_loss / world, 'grads': {k: p.grad for k, p in model.module.named_parameters()}},
-                   os.path.join(out_dir, f'rank{rank}_{local_loss}.pt'))
-        del model
-    dist.destroy_process_group()
-
-
-def test_two_process_gloo_equals_one_process():
-    """Plain gather and local loss, each against one process on the global batch, to 1e-6."""
-    model = _Towers()
-    img, txt = model(*_pairs())
-    ref = ContrastiveLoss(positives=('image_id', 'text'))(img, txt, model.logit_scale, pos_keys=_keys8())
-    ref.backward()
-    with tempfile.TemporaryDirectory() as out:
-        mp.spawn(_worker, args=(2, _free_port(), out), nprocs=2, join=True)
-        for rank in range(2):
-            for local_loss in (False, True):
-                res = torch.load(os.path.join(out, f'rank{rank}_{local_loss}.pt'))
-                assert res['loss'].item() == pytest.approx(ref.item(), abs=1e-6)
-                for name, p in model.named_parameters():
-                    torch.testing.assert_close(res['grads'][name], p.grad, atol=1e-6, rtol=0)
