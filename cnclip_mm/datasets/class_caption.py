@@ -13,7 +13,7 @@ class ClassCaptionDataset(BadSampleAwareDataset):
     """Each image of a classification dataset gets the caption ``template.format(class_name)``.
 
     The template is drawn at random each time an item is fetched (so each epoch sees other
-    captions); ``gt_label`` and ``image_id`` (the item index) are kept for
+    captions); ``gt_label`` and ``image_id`` (the image path, or source name and index) are kept for
     ``ContrastiveLoss(positives=...)``, which should treat same-class pairs as positives here.
 
     Args:
@@ -50,6 +50,9 @@ class ClassCaptionDataset(BadSampleAwareDataset):
         if not 0 <= label < len(classes):
             raise ValueError(f'ClassCaptionDataset: item {idx} has label {label}, outside the '
                              f'{len(classes)} class names')
-        info.update(sample_idx=idx, image_id=idx, gt_label=label,
+        # A string id (the file, else the source and index) never equals another set's integer ids
+        # when this dataset is concatenated with caption data.
+        image_id = info.get('img_path') or f'{type(self.source).__name__}[{idx}]'
+        info.update(sample_idx=idx, image_id=image_id, gt_label=label,
                     text=random.choice(self.templates).format(classes[label]))
         return info
