@@ -5,7 +5,9 @@ from .base import BadSampleAwareDataset
 from .base_image_text import BaseImageTextDataset
 from .cifar import CIFAR100Dataset
 from .cifar100_classes import CIFAR100_CHINESE
+from .class_caption import ClassCaptionDataset
 from .demo import DemoImageTextDataset, ensure_demo_data, make_demo_data
+from .demo_classes import DemoClassesDataset, ensure_demo_classes, make_demo_classes
 from .hooks import BadSampleReportHook
 from .image_folder import ImageFolderZeroShotDataset
 from .jsonl_dataset import ImageTextJsonlDataset
@@ -18,5 +20,6 @@ __all__ = [
     'BadSampleError', 'BadSampleLog', 'BadSampleAwareDataset', 'BaseImageTextDataset',
     'ImageTextTSVDataset', 'ImageTextLMDBDataset', 'ImageTextJsonlDataset', 'CIFAR100Dataset',
     'CIFAR100_CHINESE', 'ImageFolderZeroShotDataset', 'ZeroShotDataset', 'DemoImageTextDataset',
-    'ensure_demo_data', 'make_demo_data', 'BadSampleReportHook', 'WebDatasetImageText',
+    'ensure_demo_data', 'make_demo_data', 'BadSampleReportHook', 'WebDatasetImageText', 'ClassCaptionDataset',
+    'DemoClassesDataset', 'ensure_demo_classes', 'make_demo_classes',
 ]

@@ -47,6 +47,13 @@ def _draw(rng: random.Random) -> Tuple[bytes, str]:
     shape, color = rng.choice(SHAPES), rng.choice(list(COLORS))
     bg = rng.choice([b for b in BACKGROUNDS if b != color])
     pos, size = rng.choice(list(POSITIONS)), rng.choice(list(SIZES))
+    png = render_shape(rng, shape, color, bg, pos, size)
+    caption = rng.choice(TEMPLATES).format(bg=bg, pos=pos, size=size, color=color, shape=shape)
+    return png, caption
+
+
+def render_shape(rng: random.Random, shape: str, color: str, bg: str, pos: str, size: str) -> bytes:
+    """PNG bytes of one shape (jittered by ``rng``) on a plain background."""
     s = IMAGE_SIZE
     cx = POSITIONS[pos][0] * s + rng.uniform(-2, 2)
     cy = POSITIONS[pos][1] * s + rng.uniform(-2, 2)
@@ -62,8 +69,7 @@ def _draw(rng: random.Random) -> Tuple[bytes, str]:
         draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
     buf = io.BytesIO()
     img.save(buf, format='PNG')
-    caption = rng.choice(TEMPLATES).format(bg=bg, pos=pos, size=size, color=color, shape=shape)
-    return buf.getvalue(), caption
+    return buf.getvalue()
 
 
 def demo_vocab() -> List[str]:

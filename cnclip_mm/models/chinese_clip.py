@@ -10,6 +10,8 @@ from torch import nn
 from cnclip_mm.registry import MODELS
 from cnclip_mm.structures import DataSample
 
+from .losses.context import batch_context
+
 
 @MODELS.register_module()
 class ChineseCLIP(BaseModel):
@@ -111,8 +113,10 @@ class ChineseCLIP(BaseModel):
                 inputs['image_slots'] != inputs['text_slots']:
             raise ValueError('loss mode needs every sample to carry both an image and text_ids')
         image_feats, text_feats = self._features(inputs)
-        loss = self.loss_module(image_feats, text_feats, self.logit_scale)
-        return dict(loss=loss, logit_scale=self.logit_scale.detach().exp().clamp(max=100))
+        extra = batch_context(self.loss_module, inputs, data_samples)
+        loss = self.loss_module(image_feats, text_feats, self.logit_scale, **extra)
+        losses = loss if isinstance(loss, dict) else dict(loss=loss)
+        return dict(losses, logit_scale=self.logit_scale.detach().exp().clamp(max=100))
 
     def predict(self, inputs: dict, data_samples: Optional[List[DataSample]] = None) -> List[DataSample]:
         """Write ``image_feat`` / ``text_feat`` (and zero-shot scores when classes are set) per sample."""

@@ -17,6 +17,8 @@ from mmengine.optim import OptimWrapper
 from torch import nn
 from torch.distributed.fsdp import FullyShardedDataParallel
 
+from .losses.context import batch_context, total_loss
+
 
 class FeatureCacheAccumulator:
     """One optimizer step over a batch split into ``accum_freq`` micro-batches.
@@ -81,6 +83,7 @@ class FeatureCacheAccumulator:
         end_rng = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if cuda else None)
 
         # Pass 2: re-encode each micro-batch with grad inside the full-batch loss.
+        extra = batch_context(net.loss_module, inputs, data.get('data_samples'))
         loss_value = None
         for j, idx in enumerate(chunks):
             torch.set_rng_state(rng_states[j][0])
@@ -95,13 +98,16 @@ class FeatureCacheAccumulator:
                     all_txt = torch.cat(cached_txt[:j] + [txt] + cached_txt[j + 1:])
                     # Count the temperature's gradient once, in the pass DDP synchronises.
                     scale = net.logit_scale if last else net.logit_scale.detach()
-                    loss = net.loss_module(all_img, all_txt, scale)
-                optim_wrapper.backward(loss)
+                    loss = net.loss_module(all_img, all_txt, scale, **extra)
+                optim_wrapper.backward(total_loss(loss))
             if loss_value is None:
-                loss_value = loss.detach()
+                loss_value = loss
         torch.set_rng_state(end_rng[0])
         if cuda:
             torch.cuda.set_rng_state_all(end_rng[1])
         optim_wrapper.step()
         optim_wrapper.zero_grad()
-        return dict(loss=loss_value, logit_scale=net.logit_scale.detach().exp().clamp(max=100))
+        losses = dict(loss_value, loss=total_loss(loss_value)) if isinstance(loss_value, dict) \
+            else dict(loss=loss_value)
+        losses = {key: value.detach() for key, value in losses.items()}
+        return dict(losses, logit_scale=net.logit_scale.detach().exp().clamp(max=100))

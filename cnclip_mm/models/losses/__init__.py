@@ -1,4 +1,8 @@
 """Losses working on features (registered in ``MODELS``)."""
+from .context import batch_context, total_loss
 from .contrastive import ContrastiveLoss, gather_features
+from .distillation import DistillationLoss
+from .positives import positive_keys
 
-__all__ = ['ContrastiveLoss', 'gather_features']
+__all__ = ['ContrastiveLoss', 'DistillationLoss', 'batch_context', 'gather_features', 'positive_keys',
+           'total_loss']

@@ -1,5 +1,5 @@
 """Symmetric image-text contrastive (InfoNCE) loss with cross-rank negatives."""
-from typing import Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cnclip_mm.registry import MODELS
+
+from .positives import POSITIVE_KEYS, positive_keys, positive_mask
 
 
 def _dist_info() -> Tuple[int, int]:
@@ -77,27 +79,47 @@ class ContrastiveLoss(nn.Module):
         label_smoothing: passed to :func:`torch.nn.functional.cross_entropy`.
         max_logit_scale: cap applied to ``exp(logit_scale)`` (official: 100).
         loss_weight: multiplier on the returned loss.
+        positives: false-negative-aware targets (not official; default off): any of ``'image_id'``,
+            ``'text'``, ``'label'``. Pairs (i, j) of the global batch whose samples share one of these
+            keys are positives too, and each row's target is uniform over its positives
+            (docs/training.md gives the formula).
     """
 
     def __init__(self, local_loss: bool = False, gather_with_grad: bool = True,
                  label_smoothing: float = 0.0, max_logit_scale: float = 100.0,
-                 loss_weight: float = 1.0) -> None:
+                 loss_weight: float = 1.0, positives: Sequence[str] = ()) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f'ContrastiveLoss: label_smoothing must be in [0, 1), got {label_smoothing}')
+        unknown = sorted(set(positives) - set(POSITIVE_KEYS))
+        if unknown:
+            raise ValueError(f'ContrastiveLoss: unknown positives {unknown}; choose from {POSITIVE_KEYS}')
+        self.positives = tuple(positives)
         self.local_loss = local_loss
         self.gather_with_grad = gather_with_grad
         self.label_smoothing = label_smoothing
         self.max_logit_scale = max_logit_scale
         self.loss_weight = loss_weight
 
-    def forward(self, image_feats: Tensor, text_feats: Tensor, logit_scale: Tensor) -> Tensor:
+    def batch_context(self, inputs: dict, data_samples: Optional[list]) -> dict:
+        """Keyword arguments of :meth:`forward` taken from the batch: ``pos_keys`` when aware."""
+        if not self.positives:
+            return {}
+        samples = [data_samples[slot] for slot in inputs['image_slots']] if data_samples else []
+        if len(samples) != len(inputs['image_slots']):
+            raise ValueError('ContrastiveLoss(positives=...) needs the data samples of the batch')
+        return dict(pos_keys=positive_keys(samples, self.positives, inputs['images'].device))
+
+    def forward(self, image_feats: Tensor, text_feats: Tensor, logit_scale: Tensor,
+                pos_keys: Optional[Tensor] = None) -> Tensor:
         """Compute the loss.
 
         Args:
             image_feats: ``[N, D]`` L2-normalised image features of this rank.
             text_feats: ``[N, D]`` L2-normalised text features, row i paired with image i.
             logit_scale: log-space temperature (scalar tensor or float).
+            pos_keys: ``[N, K]`` keys of this rank's samples (see :func:`positive_keys`); samples
+                sharing a key are positives. ``None``: only the diagonal (official).
 
         Returns:
             Scalar loss (this rank's share under ``local_loss``).
@@ -125,11 +147,22 @@ class ContrastiveLoss(nn.Module):
             labels = torch.arange(n * world, device=image_feats.device)
         # Half-precision features (AMP) still get a float32 softmax.
         dtype = torch.promote_types(logits_i2t.dtype, torch.float32)
-        loss = (F.cross_entropy(logits_i2t.to(dtype), labels, label_smoothing=self.label_smoothing)
-                + F.cross_entropy(logits_t2i.to(dtype), labels, label_smoothing=self.label_smoothing)) / 2
+        if pos_keys is not None:
+            # The positive mask is symmetric, so one [rows, global] target serves both directions.
+            all_keys = gather_features(pos_keys, with_grad=False)
+            row_keys = pos_keys if self.local_loss else all_keys
+            target = positive_mask(row_keys, all_keys, labels).to(dtype)
+            target = target / target.sum(dim=1, keepdim=True)
+            labels = target * (1 - self.label_smoothing) + self.label_smoothing / target.shape[1]
+            smoothing = 0.0
+        else:
+            smoothing = self.label_smoothing
+        loss = (F.cross_entropy(logits_i2t.to(dtype), labels, label_smoothing=smoothing)
+                + F.cross_entropy(logits_t2i.to(dtype), labels, label_smoothing=smoothing)) / 2
         return loss * self.loss_weight
 
     def extra_repr(self) -> str:
         return (f'local_loss={self.local_loss}, gather_with_grad={self.gather_with_grad}, '
-                f'label_smoothing={self.label_smoothing}, max_logit_scale={self.max_logit_scale}')
+                f'label_smoothing={self.label_smoothing}, max_logit_scale={self.max_logit_scale}, '
+                f'positives={self.positives}')
 

@@ -1,0 +1,84 @@
+"""False-negative-aware ContrastiveLoss: hand-checked targets and sample keys (DDP: test_ddp_equivalence.py)."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cnclip_mm.models.losses import ContrastiveLoss, positive_keys
+from cnclip_mm.structures import DataSample
+
+# Five pairs: images 0 and 1 are the same image; captions 1 and 2 are the same text; samples 0 and
+# 3 share class 7 (4 has no label). Expected positives of each row, written out by hand:
+IMAGE_IDS = [10, '10', 11, 12, 13]
+TEXTS = ['红色的圆', '蓝色的方块', '蓝色的方块', '一只猫', '一只狗']
+LABELS = [7, 8, 9, 7, None]
+HAND_POSITIVES = {
+    ('image_id',): [{0, 1}, {0, 1}, {2}, {3}, {4}],
+    ('text',): [{0}, {1, 2}, {1, 2}, {3}, {4}],
+    ('label',): [{0, 3}, {1}, {2}, {0, 3}, {4}],
+    ('image_id', 'text', 'label'): [{0, 1, 3}, {0, 1, 2}, {1, 2}, {0, 3}, {4}],
+}
+
+
+def _samples():
+    out = []
+    for image_id, text, label in zip(IMAGE_IDS, TEXTS, LABELS):
+        sample = DataSample(metainfo=dict(image_id=image_id, text=text))
+        if label is not None:
+            sample.set_gt_label(label)
+        out.append(sample)
+    return out
+
+
+def _direct(img, txt, logit_scale, positives, smoothing=0.0):
+    """Multi-positive cross-entropy in plain Python: target uniform over each row's positives."""
+    scale = min(math.exp(logit_scale), 100.0)
+    sim = (F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).t()).tolist()
+    n = len(sim)
+    total = 0.0
+    for rows in (sim, [list(c) for c in zip(*sim)]):
+        for i, row in enumerate(rows):
+            logits = [scale * v for v in row]
+            m = max(logits)
+            lse = m + math.log(sum(math.exp(v - m) for v in logits))
+            target = [(1 - smoothing) * (j in positives[i]) / len(positives[i]) + smoothing / n
+                      for j in range(n)]
+            total -= sum(t * (v - lse) for t, v in zip(target, logits))
+    return total / (2 * n)
+
+
+def _feats(n=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (F.normalize(torch.randn(n, 6, generator=g, dtype=torch.float64), dim=-1),
+            F.normalize(torch.randn(n, 6, generator=g, dtype=torch.float64), dim=-1))
+
+
+@pytest.mark.parametrize('criteria', list(HAND_POSITIVES))
+@pytest.mark.parametrize('smoothing', [0.0, 0.1])
+def test_matches_hand_computed_targets(criteria, smoothing):
+    img, txt = _feats()
+    loss_fn = ContrastiveLoss(positives=criteria, label_smoothing=smoothing)
+    inputs = dict(images=torch.zeros(5, 3, 2, 2), image_slots=list(range(5)))
+    extra = loss_fn.batch_context(inputs, _samples())
+    got = loss_fn(img, txt, torch.tensor(2.0, dtype=torch.float64), **extra)
+    want = _direct(img, txt, 2.0, HAND_POSITIVES[criteria], smoothing)
+    assert got.item() == pytest.approx(want, abs=1e-10)
+    # The plain loss on the same batch is the diagonal-only target, i.e. a different number.
+    plain = ContrastiveLoss(label_smoothing=smoothing)(img, txt, torch.tensor(2.0, dtype=torch.float64))
+    assert plain.item() == pytest.approx(_direct(img, txt, 2.0, [{i} for i in range(5)], smoothing))
+    assert abs(plain.item() - got.item()) > 1e-3
+
+
+def test_keys_and_bad_options():
+    keys = positive_keys(_samples(), ('image_id', 'text', 'label'))
+    assert keys.shape == (5, 3) and keys.dtype == torch.int64
+    assert keys[0, 0] == keys[1, 0] == 10            # '10' and 10 are one image
+    assert keys[1, 1] == keys[2, 1] != keys[0, 1]    # same caption, same stable hash
+    assert keys[4, 2] == torch.iinfo(torch.int64).min  # no label: matches nothing by label
+    with pytest.raises(ValueError, match='unknown positives'):
+        ContrastiveLoss(positives=('caption',))
+    with pytest.raises(ValueError, match='needs the data samples'):
+        ContrastiveLoss(positives=('text',)).batch_context(
+            dict(images=torch.zeros(5, 3, 2, 2), image_slots=list(range(5))), None)
+    assert ContrastiveLoss().batch_context({}, None) == {}
