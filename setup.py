@@ -32,7 +32,13 @@ setup(
     package_data={'cnclip_mm': ['models/vocab/vocab.txt', 'datasets/*.txt', 'evaluation/*.txt', '**/*.txt']},
     python_requires='>=3.9',
     install_requires=read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt'), 'deploy': read_requirements('deploy.txt'),
-                    'demo': read_requirements('demo.txt'), 'fast': read_requirements('fast.txt')},
+    extras_require={
+        'deploy': read_requirements('deploy.txt'),  # ONNX export and ONNX Runtime
+        'demo': read_requirements('demo.txt'),  # Gradio web demo
+        'fast': read_requirements('fast.txt'),  # libjpeg-turbo decoding
+        # the suite tests every optional part too
+        'tests': read_requirements('tests.txt') + read_requirements('deploy.txt') + read_requirements('demo.txt')
+        + read_requirements('fast.txt'),
+    },
     license='Apache-2.0',
 )

@@ -10,16 +10,15 @@ _base_ = [
 ]
 data_root = 'data/demo_classes'
 img_size = 64
-tokenizer = dict(type='ChineseTokenizer', vocab_file=f'{data_root}/vocab.txt', context_length=32)
+tokenizer = dict(vocab_file=f'{data_root}/vocab.txt', context_length=32)  # the demo vocab + class-name chars
 model = dict(
     text_encoder=dict(vocab_size=256),
-    tokenizer=tokenizer,
     loss=dict(type='ContrastiveLoss', positives=('image_id', 'text', 'label')),
 )
 train_pipeline = [
     dict(type='LoadImage'),
     dict(type='RandomResizedCrop', scale=img_size, crop_scale=(0.9, 1.0)),
-    dict(type='TokenizeText', tokenizer=tokenizer),
+    dict(type='TokenizeText'),
     dict(type='PackCLIPInputs'),
 ]
 test_pipeline = [dict(type='LoadImage'), dict(type='ResizeExact', scale=img_size), dict(type='PackCLIPInputs')]

@@ -99,16 +99,16 @@ def plot(results: Dict[float, Dict[str, float]], path: str, title: str) -> str:
 def main(argv: Optional[List[str]] = None):
     args = parse_args(argv)
     init_default_scope('cnclip_mm')
-    zs, ft, cfg_text = load_pair(args.zero_shot, args.fine_tuned)
+    zs, ft, model_cfg = load_pair(args.zero_shot, args.fine_tuned)
     sources = (args.zero_shot, args.fine_tuned)
     if args.alpha is not None:
-        save_interpolated(interpolate_state_dicts(zs, ft, args.alpha), args.out, cfg_text, args.alpha, sources)
+        save_interpolated(interpolate_state_dicts(zs, ft, args.alpha), args.out, model_cfg, args.alpha, sources)
         print(f'saved {args.out}')
         return args.out
     states = {}
     for alpha in _alphas(args.alphas):
         states[alpha] = interpolate_state_dicts(zs, ft, alpha)
-        save_interpolated(states[alpha], osp.join(args.out, f'alpha_{alpha:.2f}.pth'), cfg_text, alpha, sources)
+        save_interpolated(states[alpha], osp.join(args.out, f'alpha_{alpha:.2f}.pth'), model_cfg, alpha, sources)
     print(f'saved {len(states)} checkpoints under {args.out}')
     if not args.eval:
         return args.out

@@ -7,10 +7,10 @@ import os
 from typing import Dict, Optional, Tuple
 
 import torch
-from mmengine.config import Config
 
 from .infer import infer_model_cfg
 from .loading import load_state_dict_any
+from .stored_config import plain_model_cfg, stored_model_cfg
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -51,21 +51,20 @@ def interpolate_state_dicts(zero_shot: StateDict, fine_tuned: StateDict, alpha: 
     return out
 
 
-def load_pair(zero_shot: str, fine_tuned: str) -> Tuple[StateDict, StateDict, str]:
-    """Both checkpoints (any supported format) in this project's layout, and the model config text."""
+def load_pair(zero_shot: str, fine_tuned: str) -> Tuple[StateDict, StateDict, dict]:
+    """Both checkpoints (any supported format) in this project's layout, and the model config (plain data:
+    the zero-shot checkpoint's stored one, read without executing anything, else inferred from its keys)."""
     zs, zs_fmt, zs_extra = load_state_dict_any(zero_shot)
     ft, _, _ = load_state_dict_any(fine_tuned)
-    cfg_text = (zs_extra.get('meta') or {}).get('cfg')
-    if not isinstance(cfg_text, str) or 'model' not in cfg_text:
-        cfg_text = Config(dict(model=infer_model_cfg(zs, zs_fmt, zs_extra))).pretty_text
-    return zs, ft, cfg_text
+    model_cfg = stored_model_cfg(zs_extra.get('meta'), zero_shot) or infer_model_cfg(zs, zs_fmt, zs_extra)
+    return zs, ft, plain_model_cfg(model_cfg)
 
 
-def save_interpolated(state_dict: StateDict, dst: str, cfg_text: str, alpha: float,
+def save_interpolated(state_dict: StateDict, dst: str, model_cfg: Optional[dict], alpha: float,
                       sources: Optional[Tuple[str, str]] = None) -> str:
     """Write an mmengine-style checkpoint (``state_dict`` + ``meta``) that ``init_model`` loads."""
-    meta = dict(cfg=cfg_text, wise_ft=dict(alpha=alpha, zero_shot=sources and sources[0],
-                                           fine_tuned=sources and sources[1]))
+    meta = dict(model_cfg=model_cfg, wise_ft=dict(alpha=alpha, zero_shot=sources and sources[0],
+                                                  fine_tuned=sources and sources[1]))
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     torch.save(dict(state_dict=state_dict, meta=meta), dst)
     return dst
