@@ -1,4 +1,5 @@
-"""--strategy fsdp: 2-process gloo FSDP equals DDP on the same global batch, across the stage switch and a resume."""
+"""--strategy fsdp: 2-process gloo FSDP equals DDP on the same global batch, across the stage switch and a
+SIGKILL + resume."""
 import glob
 import json
 import os
@@ -15,6 +16,24 @@ from tests.test_engine.conftest import tiny_runner_cfg
 from tests.test_tools.test_train import data_root  # noqa: F401  (fixture)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+# tools/train.py whose ranks SIGKILL themselves once iteration KILL_AFTER's hooks (its checkpoint included)
+# have run on every rank: the barrier keeps a rank from dying while rank 0 still writes.
+KILL_DRIVER = r'''
+import os, signal, sys
+import torch.distributed as dist
+from cnclip_mm.engine.runner import CLIPFlexibleRunner
+from tools.train import main
+kill_after = int(sys.argv[1])
+call_hook = CLIPFlexibleRunner.call_hook
+def killing_call_hook(self, fn_name, **kwargs):
+    call_hook(self, fn_name, **kwargs)
+    if fn_name == 'after_train_iter' and self.iter + 1 == kill_after:
+        dist.barrier()
+        os.kill(os.getpid(), signal.SIGKILL)
+CLIPFlexibleRunner.call_hook = killing_call_hook
+main(sys.argv[2:])
+'''
 
 
 def _config(tmp_path, data_root) -> str:  # noqa: F811
@@ -38,15 +57,15 @@ def _config(tmp_path, data_root) -> str:  # noqa: F811
     return path
 
 
-def _torchrun(tmp_path, *args, options=()):
+def _torchrun(tmp_path, *args, options=(), script=None, expect_ok=True):
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(port),
-           osp.join(REPO, 'tools', 'train.py'), *args, '--launcher', 'pytorch', '--cfg-options', 'log_level=INFO', *options]
+           script or osp.join(REPO, 'tools', 'train.py'), *args, '--launcher', 'pytorch', '--cfg-options', 'log_level=INFO', *options]
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
     proc = subprocess.run(cmd, env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (proc.returncode == 0) == expect_ok, proc.stderr[-4000:]
     return proc.stdout + proc.stderr
 
 
@@ -68,10 +87,14 @@ def test_fsdp_matches_ddp_across_stage_switch_and_resume(tmp_path, data_root):  
     cfg = _config(tmp_path, data_root)
     ddp, fsdp = str(tmp_path / 'ddp'), str(tmp_path / 'fsdp')
     _torchrun(tmp_path, cfg, '--work-dir', ddp)
-    # FSDP: stop after iteration 2 (the processes exit), then resume in new processes to epoch 2.
-    log = _torchrun(tmp_path, cfg, '--work-dir', fsdp, '--strategy', 'fsdp', options=['train_cfg.max_iters=2'])
+    # FSDP: SIGKILL both ranks right after iteration 2's checkpoint, then resume in new processes.
+    driver = tmp_path / 'kill_driver.py'
+    driver.write_text(KILL_DRIVER)
+    log = _torchrun(tmp_path, '2', cfg, '--work-dir', fsdp, '--strategy', 'fsdp', script=str(driver),
+                    expect_ok=False)
     assert 'CLIPFullyShardedDataParallel' in log and 'feature-cache accumulation: 2 micro-batches' in log
-    assert not osp.exists(osp.join(fsdp, 'iter_3.pth'))
+    assert 'SIGKILL' in log or 'Signals.SIGKILL' in log or '-9' in log, log[-2000:]
+    assert osp.exists(osp.join(fsdp, 'iter_2.pth')) and not osp.exists(osp.join(fsdp, 'iter_3.pth'))
     log = _torchrun(tmp_path, cfg, '--work-dir', fsdp, '--strategy', 'fsdp', '--resume')
     assert 'resumed epoch: 0, iter: 2' in log and 'image tower unlocked at epoch 0, iter 2' in log
     conv = 'image_encoder.conv1.weight'
