@@ -17,7 +17,7 @@ class QuickGELU(nn.Module):
     """``x * sigmoid(1.702 x)``: the activation OpenAI CLIP was trained with."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.requires_grad:
+        if x.requires_grad or torch.jit.is_tracing():  # a traced / exported graph stays a pure function
             return x * torch.sigmoid(1.702 * x)
         # No autograd graph (inference, frozen tower): reuse x's memory instead of two fresh buffers.
         return x.mul_(torch.mul(x, 1.702).sigmoid_())
@@ -68,7 +68,7 @@ class ResidualAttentionBlock(nn.Module):
         """All tokens out, or only the first ``queries`` (what the last block owes the class token)."""
         out = self.attn(self.ln_1(x), queries)
         x = (x if queries is None else x[:, :queries])
-        if out.requires_grad or x.requires_grad:
+        if out.requires_grad or x.requires_grad or torch.jit.is_tracing():
             x = x + out
             return x + self.mlp(self.ln_2(x))
         x = out.add_(x)  # no autograd graph: add into the fresh buffers
