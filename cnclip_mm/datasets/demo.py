@@ -113,14 +113,18 @@ def make_demo_data(root: str = 'data/demo', seed: int = 0) -> str:
     return root
 
 
+def is_complete(root: str, version: str) -> bool:
+    """Whether ``root`` holds a generated set finished by a generator of ``version`` (its ``.complete``)."""
+    marker = osp.join(root, '.complete')
+    if not osp.isfile(marker):
+        return False
+    with open(marker) as f:
+        return f.read().split()[:1] == [version]
+
+
 def ensure_demo_data(root: str = 'data/demo') -> str:
     """Generate the demo set unless a complete one of this version is already there."""
-    marker = osp.join(root, '.complete')
-    if osp.isfile(marker):
-        with open(marker) as f:
-            if f.read().split()[:1] == [DEMO_VERSION]:
-                return root
-    return make_demo_data(root)
+    return root if is_complete(root, DEMO_VERSION) else make_demo_data(root)
 
 
 @DATASETS.register_module()

@@ -10,7 +10,7 @@ import random
 
 from cnclip_mm.registry import DATASETS
 
-from .demo import BACKGROUNDS, POSITIONS, SIZES, _write, demo_vocab, render_shape
+from .demo import BACKGROUNDS, POSITIONS, SIZES, _write, demo_vocab, is_complete, render_shape
 from .image_folder import ImageFolderZeroShotDataset
 
 DEMO_CLASSES_VERSION = '1'
@@ -49,12 +49,7 @@ def make_demo_classes(root: str = 'data/demo_classes', train_per_class: int = 20
 
 def ensure_demo_classes(root: str = 'data/demo_classes') -> str:
     """Generate the default-size set unless a complete one of this version (any size) is there."""
-    marker = osp.join(root, '.complete')
-    if osp.isfile(marker):
-        with open(marker) as f:
-            if f.read().split()[:1] == [DEMO_CLASSES_VERSION]:
-                return root
-    return make_demo_classes(root)
+    return root if is_complete(root, DEMO_CLASSES_VERSION) else make_demo_classes(root)
 
 
 @DATASETS.register_module()

@@ -51,6 +51,22 @@ RN_IMAGE_ENCODER = dict(type='ModifiedResNet', arch=dict(layers=(1, 1, 1, 1), wi
                         img_size=32, output_dim=32, heads=2)
 
 
+def dump_with_runtime(tiny: dict, path: str) -> str:
+    """Write ``tiny`` (a :func:`tiny_runner_cfg` dict) merged over the repo's default_runtime.py to ``path``.
+
+    The runtime's own custom hooks come first; ``tiny``'s ``LogitScaleClampHook`` (the runtime has it) is
+    dropped and its other custom hooks follow. ``tiny`` must carry no ``work_dir`` (tools pass one).
+    """
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+                                   'configs', '_base_', 'default_runtime.py'))
+    tiny.pop('work_dir', None)
+    tiny['custom_hooks'] = cfg.custom_hooks + tiny['custom_hooks'][1:]
+    cfg.merge_from_dict(tiny)
+    cfg.dump(path)
+    return path
+
+
 def tiny_runner_cfg(work_dir: str, data_root: str, max_epochs: int = 2, batch_size: int = 8,
                     custom_hooks=(), image_encoder: dict = None, val: bool = False,
                     accum_freq: int = 1, seed: int = 0) -> dict:

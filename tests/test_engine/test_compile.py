@@ -2,9 +2,8 @@
 import os.path as osp
 
 import torch
-from mmengine.config import Config
 
-from tests.test_engine.conftest import tiny_runner_cfg
+from tests.test_engine.conftest import dump_with_runtime, tiny_runner_cfg
 from tests.test_tools.test_train import data_root  # noqa: F401  (fixture)
 from tools.train import main
 
@@ -13,19 +12,13 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 def _config(tmp_path, data_root) -> str:  # noqa: F811
     """The tiny model, 1 epoch of 4 iterations, image tower unlocked at iteration 2, validation."""
-    cfg = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'default_runtime.py'))
     tiny = tiny_runner_cfg(None, data_root, max_epochs=1, batch_size=4, val=True,
                            custom_hooks=[dict(type='TowerLockHook', unlock_iter=2)])
-    tiny.pop('work_dir')
     # SGD: weight differences stay proportional to gradient differences (Adam's normalised step
     # would turn a rounding-level difference of a near-zero gradient into a full lr-sized one).
     tiny['optim_wrapper']['optimizer'] = dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=0.0)
     tiny['default_hooks']['checkpoint'] = dict(by_epoch=False, interval=1, max_keep_ckpts=-1)
-    tiny['custom_hooks'] = cfg.custom_hooks + tiny['custom_hooks'][1:]
-    cfg.merge_from_dict(tiny)
-    path = str(tmp_path / 'tiny_cfg.py')
-    cfg.dump(path)
-    return path
+    return dump_with_runtime(tiny, str(tmp_path / 'tiny_cfg.py'))
 
 
 def _state(work, it):

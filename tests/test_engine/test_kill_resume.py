@@ -15,10 +15,15 @@ import sys
 
 import pytest
 import torch
-from mmengine.config import Config
 
 from cnclip_mm.models.converters import safe_torch_load
-from tests.test_engine.conftest import COLORS, SHAPES, tiny_runner_cfg, write_tiny_tsv
+from tests.test_engine.conftest import (
+    COLORS,
+    SHAPES,
+    dump_with_runtime,
+    tiny_runner_cfg,
+    write_tiny_tsv,
+)
 from tools.train import main as train_main
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -58,13 +63,11 @@ def setup(tmp_path_factory):
     os.makedirs(data)
     write_tiny_tsv(data, 'train', 12, seed=0)
     write_tiny_tsv(data, 'test', 8, seed=1)
-    cfg = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'default_runtime.py'))
     tiny = tiny_runner_cfg(None, data, max_epochs=4, batch_size=4, val=True,
                            custom_hooks=[dict(type='TowerLockHook', unlock_epoch=2),
                                          dict(type='CLIPCheckpointHook', by_epoch=True, interval=1,
                                               max_keep_ckpts=1, save_best='retrieval/t2i_R@10',
                                               rule='greater')])
-    tiny.pop('work_dir')
     # A vocabulary of the captions' characters keeps the embeddings, optimizer state and files small.
     vocab = str(root / 'vocab.txt')
     with open(vocab, 'w', encoding='utf-8') as f:
@@ -76,11 +79,8 @@ def setup(tmp_path_factory):
     train_pipeline.insert(1, dict(type='RandomResizedCrop', scale=32, crop_scale=(0.5, 1.0)))
     tiny['train_dataloader']['dataset']['pipeline'] = train_pipeline
     tiny['default_hooks']['checkpoint'] = dict(by_epoch=False, interval=2, max_keep_ckpts=-1, save_best=None)
-    tiny['custom_hooks'] = cfg.custom_hooks + tiny['custom_hooks'][1:]
     tiny['log_level'] = 'WARNING'
-    cfg.merge_from_dict(tiny)
-    path = str(root / 'cfg.py')
-    cfg.dump(path)
+    path = dump_with_runtime(tiny, str(root / 'cfg.py'))
     reference = str(root / 'reference')
     train_main([path, '--work-dir', reference])
     best = [f for f in os.listdir(reference) if f.startswith('best_')]

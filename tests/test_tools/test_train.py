@@ -8,9 +8,8 @@ import sys
 
 import pytest
 import torch
-from mmengine.config import Config
 
-from tests.test_engine.conftest import tiny_runner_cfg, write_tiny_tsv
+from tests.test_engine.conftest import dump_with_runtime, tiny_runner_cfg, write_tiny_tsv
 from tools.train import main
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -26,16 +25,10 @@ def data_root(tmp_path_factory):
 
 def _config(tmp_path, data_root, unlock_epoch=1, max_epochs=3) -> str:
     """The repo's default_runtime + a tiny model/data/schedule, as a config file."""
-    cfg = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'default_runtime.py'))
     tiny = tiny_runner_cfg(None, data_root, max_epochs=max_epochs, val=True,
                            custom_hooks=[dict(type='TowerLockHook', unlock_epoch=unlock_epoch)])
-    tiny.pop('work_dir')
     tiny['default_hooks']['checkpoint'] = dict(by_epoch=True, interval=1)
-    tiny['custom_hooks'] = cfg.custom_hooks + tiny['custom_hooks'][1:]
-    cfg.merge_from_dict(tiny)
-    path = str(tmp_path / 'tiny_cfg.py')
-    cfg.dump(path)
-    return path
+    return dump_with_runtime(tiny, str(tmp_path / 'tiny_cfg.py'))
 
 
 def _weights(work_dir, name):
