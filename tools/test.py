@@ -105,6 +105,10 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w', encoding='utf-8') as f:
             json.dump(metrics, f, indent=2, ensure_ascii=False)
+    if args.launcher != 'none':
+        # An orderly shutdown, as in tools/train.py: otherwise gloo can abort a rank at interpreter exit.
+        from cnclip_mm.engine import teardown_distributed
+        teardown_distributed(runner)
     return metrics
 
 
