@@ -1,19 +1,21 @@
 """ms per training step and peak memory: our ChineseCLIP vs transformers' ChineseCLIPModel.
 
-ViT-B/16 + RoBERTa-base, batch 8, 224 px, context 52, CPU; fp32 and bf16 autocast, with and
-without gradient checkpointing. Both models hold the same weights (ours converted with
-``cnclip_mm.models.converters.hf.mm_to_hf``). One step = forward, symmetric contrastive loss,
-backward, AdamW step (ours with the flags of the default schedule: fused). Each case runs in a
-fresh process; peak memory is the rise of the process's resident-set high-water mark during the
-timed steps (reset through /proc/self/clear_refs).
+ViT-B/16 + RoBERTa-base, batch 8, 224 px, context 52 (caption lengths 8..52), CPU; fp32 and bf16
+autocast (``--grad-ckpt``: also with gradient checkpointing). Both models hold the same weights (ours
+converted with ``cnclip_mm.models.converters.hf.mm_to_hf``). One step = forward, symmetric
+contrastive loss, backward, AdamW step (ours with the flags of the default schedule: fused; HF with
+torch's defaults). Timing: both models in one process, steps alternating A/B, min and median, ratio
+of the minimums. Peak memory: a fresh process per side, the rise of the resident-set high-water mark
+over two steps after a warm-up (reset through /proc/self/clear_refs).
 
-    python benchmarks/train_step.py [--steps 3] [--batch 8] [--threads N]
+    python benchmarks/train_step.py [--reps 5] [--batch 8] [--threads N] [--dtypes fp32,bf16]
 """
 import argparse
 import math
 import multiprocessing as mp
 import os.path as osp
 import re
+import statistics
 import sys
 import time
 from typing import Dict, List, Optional
@@ -86,12 +88,11 @@ def _config_optimizer_flags() -> dict:
     return {k: v for k, v in cfg.optim_wrapper.optimizer.items() if k in ('fused', 'foreach')}
 
 
-def _case(impl: str, dtype: str, ckpt: bool, steps: int, batch: int, threads: int, queue) -> None:
-    torch.set_num_threads(threads)
-    ours = _build_ours()
-    model = ours if impl == 'ours' else _build_hf(ours)
-    if impl == 'hf':
-        del ours
+def _setup(impl: str, dtype: str, ckpt: bool, batch: int, model=None):
+    """A model (built, or ``model`` reused), its AdamW and a step function returning the loss."""
+    if model is None:
+        ours = _build_ours()
+        model = ours if impl == 'ours' else _build_hf(ours)
     model.train()
     if ckpt:
         if impl == 'ours':
@@ -113,17 +114,47 @@ def _case(impl: str, dtype: str, ckpt: bool, steps: int, batch: int, threads: in
         optim.zero_grad(set_to_none=True)
         return loss.item()
 
-    step()  # warm-up: allocator, optimizer state
+    return model, step
+
+
+def _timing(dtype: str, ckpt: bool, reps: int, batch: int, threads: int, queue) -> None:
+    """Both implementations in one process, steps alternating A/B (order swapped every repetition)."""
+    torch.set_num_threads(threads)
+    ours, ours_step = _setup('ours', dtype, ckpt, batch)
+    _, hf_step = _setup('hf', dtype, ckpt, batch, model=_build_hf(ours))
+    steps = {'ours': ours_step, 'hf': hf_step}
+    for fn in steps.values():
+        fn()  # warm-up: allocator, optimizer state
+    times = {'ours': [], 'hf': []}
+    for rep in range(reps):
+        for key in (('ours', 'hf') if rep % 2 == 0 else ('hf', 'ours')):
+            start = time.perf_counter()
+            steps[key]()
+            times[key].append((time.perf_counter() - start) * 1000)
+    queue.put({key: (min(v), statistics.median(v)) for key, v in times.items()})
+
+
+def _memory(impl: str, dtype: str, ckpt: bool, batch: int, threads: int, queue) -> None:
+    """Peak resident-memory rise over two steps after a warm-up, one implementation per process."""
+    torch.set_num_threads(threads)
+    _, step = _setup(impl, dtype, ckpt, batch)
+    step()
     base = _hwm_kib()
     _reset_hwm()
     base = min(base, _hwm_kib())
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
+    for _ in range(2):
         step()
-        times.append((time.perf_counter() - t) * 1000)
-    times.sort()
-    queue.put(dict(ms=times[len(times) // 2], peak_mib=(_hwm_kib() - base) / 1024))
+    queue.put((_hwm_kib() - base) / 1024)
+
+
+def _in_process(target, *args):
+    ctx = mp.get_context('spawn')
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
 
 
 def _same_loss_check() -> float:
@@ -137,50 +168,48 @@ def _same_loss_check() -> float:
     return abs(a - b)
 
 
-def run(steps: int, batch: int, threads: int) -> List[Dict]:
-    ctx = mp.get_context('spawn')
+def run(reps: int, batch: int, threads: int, dtypes=('fp32', 'bf16'), ckpts=(False,)) -> List[Dict]:
     rows = []
-    for dtype in ('fp32', 'bf16'):
-        for ckpt in (False, True):
-            row = dict(dtype=dtype, ckpt=ckpt)
-            for impl in ('ours', 'hf'):
-                queue = ctx.Queue()
-                proc = ctx.Process(target=_case, args=(impl, dtype, ckpt, steps, batch, threads, queue))
-                proc.start()
-                res = queue.get()
-                proc.join()
-                row[impl] = res
+    for dtype in dtypes:
+        for ckpt in ckpts:
+            row = dict(dtype=dtype, ckpt=ckpt, **_in_process(_timing, dtype, ckpt, reps, batch, threads))
+            row['peak'] = {impl: _in_process(_memory, impl, dtype, ckpt, batch, threads) for impl in ('ours', 'hf')}
             rows.append(row)
             _print_row(row)
     return rows
 
 
 def _print_row(row: Dict) -> None:
-    o, h = row['ours'], row['hf']
-    print(f"| {row['dtype']} | {'on' if row['ckpt'] else 'off'} | {o['ms']:.0f} | {h['ms']:.0f} | "
-          f"{o['ms'] / h['ms']:.2f} | {o['peak_mib']:.0f} | {h['peak_mib']:.0f} | "
-          f"{o['peak_mib'] / max(h['peak_mib'], 1e-9):.2f} |", flush=True)
+    o, h, peak = row['ours'], row['hf'], row['peak']
+    print(f"| {row['dtype']} | {'on' if row['ckpt'] else 'off'} | {o[0]:.0f} / {o[1]:.0f} | {h[0]:.0f} / {h[1]:.0f} | "
+          f"{o[0] / h[0]:.2f} | {peak['ours']:.0f} | {peak['hf']:.0f} | "
+          f"{peak['ours'] / max(peak['hf'], 1e-9):.2f} |", flush=True)
 
 
 def main(argv: Optional[List[str]] = None) -> List[Dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--steps', type=int, default=3, help='timed steps per case (median reported)')
+    parser.add_argument('--reps', type=int, default=5, help='timed steps per implementation and case')
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
+    parser.add_argument('--dtypes', default='fp32,bf16')
+    parser.add_argument('--grad-ckpt', action='store_true', help='also time with gradient checkpointing')
     parser.add_argument('--compile', nargs='?', const='inductor', metavar='BACKEND',
                         help='instead: eager vs torch.compile step time of ours (benchmarks/compile_step.py)')
     args = parser.parse_args(argv)
     if args.compile:
         from benchmarks.compile_step import compare
-        return [compare('vit-b-16', args.compile, args.steps, args.batch)]
+        return [compare('vit-b-16', args.compile, args.reps, args.batch)]
     diff = _same_loss_check()
     print(f'ViT-B/16 + RoBERTa-base, batch {args.batch}, CPU, {args.threads} threads; '
           f'|loss(ours) - loss(HF)| with shared weights, fp32 eval: {diff:.2e}')
     if not math.isfinite(diff) or diff > 1e-4:
         raise SystemExit('the two implementations disagree: the timing comparison would be meaningless')
-    print('| dtype | grad ckpt | ours ms/step | HF ms/step | ratio | ours peak MiB | HF peak MiB | ratio |')
+    print(f'{args.reps} steps each, A/B interleaved in one process; peak memory: fresh process per side')
+    print('| dtype | grad ckpt | ours ms min / median | HF ms min / median | ours/HF (min) | ours peak MiB | '
+          'HF peak MiB | ratio |')
     print('|---|---|---|---|---|---|---|---|')
-    return run(args.steps, args.batch, args.threads)
+    return run(args.reps, args.batch, args.threads, args.dtypes.split(','),
+               (False, True) if args.grad_ckpt else (False,))
 
 
 if __name__ == '__main__':

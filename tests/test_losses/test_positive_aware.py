@@ -82,3 +82,28 @@ def test_keys_and_bad_options():
         ContrastiveLoss(positives=('text',)).batch_context(
             dict(images=torch.zeros(5, 3, 2, 2), image_slots=list(range(5))), None)
     assert ContrastiveLoss().batch_context({}, None) == {}
+
+
+def test_identical_captions_give_the_plain_loss_and_gradients():
+    """Exact duplicate captions: the rows of identical texts have identical softmaxes, so the plain
+    loss already equals the aware one, value and gradients (why benchmarks/finetune_duplicates.py
+    uses random templates). Distinct captions of one class are where the two differ."""
+    torch.manual_seed(0)
+    labels = torch.tensor([0, 1, 2, 0, 1, 0, 2, 0])
+    images, class_texts = torch.randn(8, 16), torch.randn(3, 16)
+    results = {}
+    for name, positives in (('plain', ()), ('aware', ('text',))):
+        img, cls = images.clone().requires_grad_(), class_texts.clone().requires_grad_()
+        txt = F.normalize(cls[labels], dim=-1)
+        keys = labels[:, None] if positives else None
+        loss = ContrastiveLoss(positives=positives)(F.normalize(img, dim=-1), txt, torch.tensor(2.0), keys)
+        loss.backward()
+        results[name] = (loss.detach(), img.grad, cls.grad)
+    for plain, aware in zip(results['plain'], results['aware']):
+        torch.testing.assert_close(plain, aware, rtol=0, atol=1e-6)
+    # One caption per class made distinct (a template per sample): now the objectives differ.
+    distinct = F.normalize(class_texts[labels] + 0.3 * torch.randn(8, 16), dim=-1)
+    img = F.normalize(images, dim=-1)
+    plain = ContrastiveLoss()(img, distinct, torch.tensor(2.0))
+    aware = ContrastiveLoss(positives=('label',))(img, distinct, torch.tensor(2.0), labels[:, None])
+    assert abs(plain.item() - aware.item()) > 1e-2

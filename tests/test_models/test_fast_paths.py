@@ -37,6 +37,25 @@ def test_vit_class_token_only_last_block_matches_full():
     torch.testing.assert_close(vit(images), ref, atol=1e-5, rtol=1e-5)
 
 
+def test_quick_gelu_mlp_matches_the_textbook_formula():
+    """c_proj(h * sigmoid(1.702 h)), h = c_fc(x): values (with and without autograd) and gradients."""
+    mlp = _vit().transformer.resblocks[0].mlp
+    x = torch.randn(2, 5, 64, requires_grad=True)
+
+    def textbook(x):
+        h = mlp.c_fc(x)
+        return mlp.c_proj(h * torch.sigmoid(1.702 * h))
+
+    out, ref = mlp(x), textbook(x)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(mlp(x), ref, atol=1e-6, rtol=1e-5)
+    params = [x, mlp.c_fc.weight, mlp.c_fc.bias, mlp.c_proj.weight]
+    for got, want in zip(torch.autograd.grad(out.square().sum(), params),
+                         torch.autograd.grad(ref.square().sum(), params)):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
 def _bert(bucket_size=4):
     init_default_scope('cnclip_mm')
     torch.manual_seed(0)
