@@ -120,8 +120,11 @@ def jpeg_section(count: int, reps: int, size: int = 224) -> dict:
         return torch.stack(tensors)
 
     def ours(draft):
-        arrays = [decode_resize(data, (size, size), draft)[0] for data in jpegs]
-        return norm.normalize(torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2))
+        # As in training / testing: PackCLIPInputs makes a CHW uint8 tensor per image, the data
+        # preprocessor stacks and normalises the batch.
+        chw = [torch.from_numpy(np.ascontiguousarray(decode_resize(data, (size, size), draft)[0].transpose(2, 0, 1)))
+               for data in jpegs]
+        return norm.normalize(torch.stack(chw))
 
     pipelines = {'reference': reference, 'ours': lambda: ours(False), 'ours draft': lambda: ours(True)}
     outputs = {name: fn() for name, fn in pipelines.items()}  # warm-up + results to compare

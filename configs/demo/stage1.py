@@ -8,7 +8,8 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 tokenizer = dict(vocab_file='data/demo/vocab.txt', context_length=32)
-model = dict(text_encoder=dict(vocab_size=256))  # the demo's char vocab has < 256 entries
+model = dict(text_encoder=dict(vocab_size=256),  # the demo's char vocab has < 256 entries
+             image_encoder=dict(arch=dict(patch_size=16)))
 max_epochs = 8
 train_dataloader = dict(batch_size=64, num_workers=0, persistent_workers=False)
 val_dataloader = dict(num_workers=0, persistent_workers=False)

@@ -3,11 +3,14 @@
 By default the pixels are exactly those of ``LoadImage`` + ``ResizeExact`` (Pillow decode, bicubic
 resize: the official evaluation tensor once ``CLIPDataPreprocessor`` normalises the batch). The speed
 comes from libjpeg-turbo without Pillow's overhead (simplejpeg, optional) and from skipping the
-per-image float tensor and normalisation of the reference pipeline. ``draft=True`` additionally lets
-libjpeg decode a large JPEG at 1/2, 1/4 or 1/8 scale in the
-DCT domain (never below the target size) before the bicubic resize: several times faster on photos
-much larger than the target, but the pixels change (benchmarks/data_throughput.py prints by how
-much), so it is an opt-in for training, not for evaluation.
+per-image float tensor and normalisation of the reference pipeline.
+
+``draft=True`` trades exact pixels for speed, for training: a JPEG at least twice the target size in
+both sides is decoded at a reduced DCT scale (1/2 .. 1/8, never below the target), and the resize
+is OpenCV's (area averaging where a side still shrinks by 2 or more, else bilinear; cubic when
+enlarging) instead of Pillow's bicubic, which on a full-size photo costs more than the decode
+itself. benchmarks/data_throughput.py prints the speed and the mean pixel difference (about one level
+of 255 on its real-size JPEGs); evaluation keeps the default.
 """
 import io
 from typing import Optional, Sequence, Tuple, Union
@@ -36,12 +39,23 @@ def _decode_turbo(data: bytes, size: Sequence[int], draft: bool) -> Optional[np.
     if turbo is None or not data[:2] == b'\xff\xd8':
         return None
     try:
-        if turbo.decode_jpeg_header(data)[2] != 'YCbCr':
+        height, width, _, colorspace = turbo.decode_jpeg_header(data)
+        if colorspace != 'YCbCr':
             return None  # greyscale / CMYK: Pillow's conversions are the reference
-        scale = dict(min_width=size[0], min_height=size[1]) if draft else {}
+        # Scaled IDCTs only pay off for a reduction by 2 or more (and are slower otherwise).
+        reduce = draft and width >= 2 * size[0] and height >= 2 * size[1]
+        scale = dict(min_width=size[0], min_height=size[1]) if reduce else {}
         return turbo.decode_jpeg(data, colorspace='RGB', **scale)
     except ValueError:  # progressive or unusual files: Pillow decodes them
         return None
+
+
+def _draft_resize(array: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """OpenCV: area averaging where a side shrinks by 2 or more, else bilinear (cubic when enlarging)."""
+    import cv2
+    factor = max(array.shape[1] / size[0], array.shape[0] / size[1])
+    flag = cv2.INTER_AREA if factor >= 2 else cv2.INTER_LINEAR if factor >= 1 else cv2.INTER_CUBIC
+    return cv2.resize(array, tuple(size), interpolation=flag)
 
 
 def decode_resize(data: bytes, size: Sequence[int], draft: bool = False,
@@ -51,20 +65,24 @@ def decode_resize(data: bytes, size: Sequence[int], draft: bool = False,
 
     Colour JPEGs are decoded by simplejpeg when it is installed: the same libjpeg-turbo defaults as
     Pillow's (islow DCT, fancy upsampling), so the same pixels (tests/test_datasets/test_fast_loading.py
-    checks), with less overhead. Everything else goes through Pillow.
+    checks), with less overhead. Everything else goes through Pillow. ``draft``: see the module doc
+    (``interpolation`` is then unused).
     """
     array = _decode_turbo(data, size, draft)
     if array is not None:
-        turbo = _simplejpeg()
-        original = turbo.decode_jpeg_header(data)[:2]
-        img = Image.fromarray(array)
+        original = _simplejpeg().decode_jpeg_header(data)[:2]
     else:
         with Image.open(io.BytesIO(data)) as img:
             original = (img.height, img.width)
-            if draft and img.format == 'JPEG':
+            if draft and img.format == 'JPEG' and img.width >= 2 * size[0] and img.height >= 2 * size[1]:
                 img.draft('RGB', tuple(size))  # largest DCT reduction keeping both sides >= size
             img = img.convert('RGB')
-    return np.asarray(img.resize(tuple(size), _INTERPOLATION[interpolation])), tuple(original)
+            if not draft:
+                return np.asarray(img.resize(tuple(size), _INTERPOLATION[interpolation])), tuple(original)
+            array = np.asarray(img)
+    if draft:
+        return _draft_resize(array, size), tuple(original)
+    return np.asarray(Image.fromarray(array).resize(tuple(size), _INTERPOLATION[interpolation])), tuple(original)
 
 
 @TRANSFORMS.register_module()
@@ -73,8 +91,9 @@ class LoadResizeImage(LoadImage):
 
     Args:
         scale: output size, an int for (r, r) or (width, height).
-        draft: decode JPEGs at a reduced DCT scale first (faster, changes pixels; not for evaluation).
-        interpolation: ``'bicubic'`` (official), ``'bilinear'`` or ``'nearest'``.
+        draft: reduced-scale JPEG decoding and OpenCV area resizing (faster, changes pixels: for
+            training, not evaluation; see the module doc).
+        interpolation: ``'bicubic'`` (official), ``'bilinear'`` or ``'nearest'`` (exact path only).
 
     Required Keys:
         - img | img_b64 | img_bytes | img_path

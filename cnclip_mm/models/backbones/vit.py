@@ -11,7 +11,6 @@ from cnclip_mm.registry import MODELS
 
 from .utils import LockableTower, resize_pos_embed, resolve_arch
 
-
 QUICK_GELU_ALPHA = 1.702
 
 
