@@ -1,4 +1,7 @@
 """The faster feature paths give the features of the plain computation (to float rounding)."""
+import copy
+from types import SimpleNamespace
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -148,6 +151,15 @@ def test_packed_text_tower_matches_bert_model(monkeypatch):
         lead[1, 0] = 0
         torch.testing.assert_close(bert(lead), _bert_model_cls(bert, lead), atol=1e-5, rtol=1e-5)
         assert calls['plain'] == 2
+        # So are configs the packed path does not implement.
+        from cnclip_mm.models.text_encoders.packed_bert import can_pack
+        mask = ids != 0
+        assert can_pack(bert.bert, mask)
+        for key, value in (('is_decoder', True), ('add_cross_attention', True),
+                           ('position_embedding_type', 'relative_key'), ('chunk_size_feed_forward', 4)):
+            config = copy.deepcopy(bert.bert.config)
+            setattr(config, key, value)
+            assert not can_pack(SimpleNamespace(config=config), mask), key
     layers = bert.bert.encoder.layer
     params = [bert.bert.embeddings.word_embeddings.weight, bert.bert.embeddings.position_embeddings.weight,
               layers[0].attention.self.query.weight, layers[0].attention.self.value.bias,
