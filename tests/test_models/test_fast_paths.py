@@ -1,4 +1,7 @@
 """The faster feature paths give the features of the plain computation (to float rounding)."""
+import copy
+from types import SimpleNamespace
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -95,3 +98,108 @@ def test_bf16_opt_in_cosine(tiny_model_cfg):
         ref, low = encode(model, data), encode(model, data, bf16=True)
         assert not torch.equal(ref, low)  # bf16 really ran
         assert F.cosine_similarity(low, ref).min() >= 0.999
+
+
+def _packable_ids():
+    """[CLS] first in every row: mixed lengths, a full-length row, a row of only [CLS][SEP]."""
+    g = torch.Generator().manual_seed(2)
+    ids = torch.randint(5, 300, (5, 12), generator=g)
+    ids[:, 0] = 101
+    for i, length in enumerate((12, 7, 2, 5, 9)):
+        ids[i, length - 1] = 102
+        ids[i, length:] = 0
+    return ids
+
+
+def _bert_model_cls(bert, ids):
+    """The plain computation: transformers' BertModel on the padded batch, [CLS] read out."""
+    return bert.bert(input_ids=ids, attention_mask=(ids != 0).long()).last_hidden_state[:, 0]
+
+
+def _spy_paths(bert, monkeypatch):
+    """Count BertModel.forward calls and packed layer calls."""
+    from cnclip_mm.models.text_encoders import packed_bert
+    calls = dict(plain=0, layers=0)
+    plain_forward, packed_layer = bert.bert.forward, packed_bert._layer
+
+    def forward(*args, **kwargs):
+        calls['plain'] += 1
+        return plain_forward(*args, **kwargs)
+
+    def layer(*args, **kwargs):
+        calls['layers'] += 1
+        return packed_layer(*args, **kwargs)
+
+    monkeypatch.setattr(bert.bert, 'forward', forward)
+    monkeypatch.setattr(packed_bert, '_layer', layer)
+    return calls
+
+
+def test_packed_text_tower_matches_bert_model(monkeypatch):
+    """Packed real tokens and a [CLS]-only last layer: BertModel's features and gradients."""
+    bert = _bert()
+    ids, full = _packable_ids(), torch.randint(5, 300, (3, 12))
+    with torch.no_grad():
+        refs = [_bert_model_cls(bert, x) for x in (ids, full)]
+    calls = _spy_paths(bert, monkeypatch)
+    with torch.no_grad():
+        for x, ref in zip((ids, full), refs):
+            torch.testing.assert_close(bert(x), ref, atol=1e-5, rtol=1e-5)
+        assert calls == dict(plain=0, layers=4)  # the packed path ran, two layers per batch
+        # A padded first column (no [CLS]) is left to BertModel.
+        lead = ids.clone()
+        lead[1, 0] = 0
+        torch.testing.assert_close(bert(lead), _bert_model_cls(bert, lead), atol=1e-5, rtol=1e-5)
+        assert calls['plain'] == 2
+        # So are configs the packed path does not implement.
+        from cnclip_mm.models.text_encoders.packed_bert import can_pack
+        mask = ids != 0
+        assert can_pack(bert.bert, mask)
+        for key, value in (('is_decoder', True), ('add_cross_attention', True),
+                           ('position_embedding_type', 'relative_key'), ('chunk_size_feed_forward', 4)):
+            config = copy.deepcopy(bert.bert.config)
+            setattr(config, key, value)
+            assert not can_pack(SimpleNamespace(config=config), mask), key
+    layers = bert.bert.encoder.layer
+    params = [bert.bert.embeddings.word_embeddings.weight, bert.bert.embeddings.position_embeddings.weight,
+              layers[0].attention.self.query.weight, layers[0].attention.self.value.bias,
+              layers[1].attention.self.key.weight, layers[1].attention.output.LayerNorm.weight,
+              layers[1].intermediate.dense.weight, layers[1].output.dense.bias]
+    for got, want in zip(torch.autograd.grad(bert(ids).square().sum(), params),
+                         torch.autograd.grad(_bert_model_cls(bert, ids).square().sum(), params)):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        low = bert(ids)
+    assert not torch.equal(low, refs[0])  # bf16 matmuls really ran (LayerNorm gives fp32)
+    assert F.cosine_similarity(low.float(), refs[0]).min() >= 0.999
+
+
+def test_packed_text_tower_trains_with_dropout_and_checkpointing(monkeypatch):
+    bert, ids = _bert().train(), _packable_ids()
+    calls = _spy_paths(bert, monkeypatch)
+    first, second = bert(ids), bert(ids)
+    assert not torch.equal(first, second) and first.isfinite().all()  # dropout is on
+    # Checkpointing recomputes each layer in backward (same RNG state): the same values and gradients.
+    runs = []
+    for checkpointing in (False, True):
+        bert.set_grad_checkpointing(checkpointing)
+        calls['layers'] = 0
+        torch.manual_seed(5)
+        out = bert(ids)
+        grads = torch.autograd.grad(out.square().sum(), list(bert.parameters()), allow_unused=True)
+        runs.append((out, grads, calls['layers']))
+    torch.testing.assert_close(runs[0][0], runs[1][0], atol=0, rtol=0)
+    for a, b in zip(runs[0][1], runs[1][1]):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert (runs[0][2], runs[1][2]) == (2, 4)
+    assert calls['plain'] == 0
+    # The attention-probability dropout alone (inside scaled_dot_product_attention) is on as well.
+    for name, module in bert.named_modules():
+        if isinstance(module, torch.nn.Dropout) and not name.endswith('attention.self.dropout'):
+            module.p = 0.0
+    assert not torch.equal(bert(ids), bert(ids))
+    # Without dropout, training mode (checkpointing still on) gives BertModel's numbers.
+    for module in bert.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    torch.testing.assert_close(bert(ids), _bert_model_cls(bert, ids), atol=1e-5, rtol=1e-5)

@@ -7,6 +7,7 @@ from mmengine.model import BaseModule
 from cnclip_mm.registry import MODELS
 
 from ..backbones.utils import resolve_arch, set_requires_grad
+from .packed_bert import can_pack, packed_cls_state
 
 
 @MODELS.register_module()
@@ -98,6 +99,10 @@ class ChineseBertEncoder(BaseModule):
         mask = text_ids != self.pad_token_id
         used = int(mask.any(0).nonzero().max()) + 1 if mask.any() else text_ids.shape[1]
         text_ids, mask = text_ids[:, :used], mask[:, :used]
+        # Real tokens only, [CLS] alone in the last layer (packed_bert.py); the tracer (ONNX,
+        # TorchScript) cannot follow its data-dependent shapes, so exports keep BertModel's path.
+        if not torch.jit.is_tracing() and can_pack(self.bert, mask):
+            return packed_cls_state(self.bert, text_ids, mask)
         hidden = self.bert(input_ids=text_ids, attention_mask=mask.long()).last_hidden_state
         return hidden[:, 0]
 
