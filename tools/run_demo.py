@@ -96,6 +96,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     ensure_demo_data(args.data_root)
     init_default_scope('cnclip_mm')
     rows: Dict[str, Dict[str, float]] = {}
+    train_seconds: Dict[str, float] = {}
     load_from = None
     for name, epochs in (('stage1', args.stage1_epochs), ('stage2', args.stage2_epochs)):
         cfg = stage_config(name, args, epochs)
@@ -103,14 +104,17 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
             cfg.load_from = load_from  # weights only: fresh optimizer, schedule and counters
         apply_to_config(cfg, args.threads)
         runner = CLIPRunner.from_cfg(cfg)
+        train_start = time.time()
         runner.train()
+        train_seconds[name] = time.time() - train_start
         rows[name] = runner.test()
         load_from = osp.join(cfg.work_dir, 'last_checkpoint')
         print(f'{name} done, test mean recall {rows[name]["retrieval/mean_recall"]:.1f}', flush=True)
     chance = 100.0 / 250
     print(f'\nRetrieval on the demo test split (250 images, 250 captions; R@1 by chance: {chance:.1f})')
     print(format_table(rows))
-    print(f'wall time: {time.time() - start:.0f} s')
+    print('training: ' + ' + '.join(f'{name} {sec:.0f} s' for name, sec in train_seconds.items())
+          + f' = {sum(train_seconds.values()):.0f} s (validation included); wall time: {time.time() - start:.0f} s')
     print(next_steps(args.work_dir, args.data_root))
     return rows
 
