@@ -1,7 +1,7 @@
 """The demo: tiny Chinese CLIP, stage 1 (image tower locked) then stage 2 (all unlocked) on the
 synthetic demo set, retrieval on its held-out test split after each stage.
 
-    python tools/run_demo.py            # ~2 minutes on 2 CPU cores; data/demo is made on first use
+    python tools/run_demo.py            # ~1 minute on 2 CPU cores; data/demo is made on first use
 """
 import argparse
 import os.path as osp
