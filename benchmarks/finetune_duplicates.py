@@ -15,6 +15,7 @@ over the class. Any difference that run shows is text-tower dropout and float no
     python benchmarks/finetune_duplicates.py [--epochs 5] [--seeds 0,1,2] [--captions templates|one]
 """
 import argparse
+import logging
 import os.path as osp
 import sys
 import tempfile
@@ -54,6 +55,10 @@ def run(positives, args, work_dir: str) -> dict:
     start = time.time()
     runner.train()
     metrics = runner.test()
+    for handler in list(runner.logger.handlers):  # its file goes with the temporary work dir
+        if isinstance(handler, logging.FileHandler):
+            runner.logger.removeHandler(handler)
+            handler.close()
     return dict(metrics, seconds=time.time() - start, steps=runner.iter)
 
 

@@ -103,6 +103,19 @@ def launch(demo, **kwargs):
     for handler in open_files:
         if handler.stream is None:
             handler.mode = 'a'
-            handler.stream = handler._open()
-            handler._closed = False
+            try:
+                handler.stream = handler._open()
+                handler._closed = False
+            except OSError:  # its folder is gone (e.g. a finished run's temporary work dir)
+                _detach(handler)
     return result
+
+
+def _detach(handler: logging.Handler) -> None:
+    """Remove a handler that can no longer write from every logger holding it (stdlib and mmengine)."""
+    from mmengine.logging import MMLogger
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values(),
+               *MMLogger._instance_dict.values()]
+    for logger in loggers:
+        if isinstance(logger, logging.Logger) and handler in logger.handlers:
+            logger.removeHandler(handler)

@@ -63,3 +63,33 @@ def test_parse_classes():
     assert parse_classes('猫，狗, 汽车、海\n鸟;') == ['猫', '狗', '汽车', '海', '鸟']
     with pytest.raises(ValueError, match='at least one class'):
         parse_classes(' , ')
+
+
+def test_launch_reopens_log_files_and_drops_those_whose_folder_is_gone(tmp_path):
+    """A server that closes every handler (as gradio's uvicorn does) must leave the process's loggers
+    writable: live files are reopened; a file whose folder was deleted (a finished run's temporary work
+    dir) is detached, never left as a handler with no stream."""
+    import logging
+    import shutil
+
+    from mmengine.logging import MMLogger
+
+    from cnclip_mm.apis.web_demo import launch
+    (tmp_path / 'live').mkdir()
+    (tmp_path / 'gone').mkdir()
+    live = MMLogger.get_instance('launch_test_live', log_file=str(tmp_path / 'live' / 'run.log'))
+    gone = MMLogger.get_instance('launch_test_gone', log_file=str(tmp_path / 'gone' / 'run.log'))
+    shutil.rmtree(tmp_path / 'gone')
+
+    class ClosingServer:
+        def launch(self, **kwargs):
+            for ref in list(logging._handlerList):
+                if isinstance(ref(), logging.FileHandler):
+                    ref().close()
+            return 'started'
+
+    assert launch(ClosingServer()) == 'started'
+    live.warning('still written')
+    assert 'still written' in (tmp_path / 'live' / 'run.log').read_text()
+    assert not any(isinstance(h, logging.FileHandler) for h in gone.handlers)
+    gone.warning('no crash')  # the console handler remains
