@@ -16,12 +16,15 @@ from cnclip_mm.models.losses import ContrastiveLoss
 from cnclip_mm.registry import MODELS
 
 
-def _direct(img, txt, logit_scale, smoothing=0.0):
+def _direct(img, txt, logit_scale, smoothing=0.0, positives=None):
+    """Symmetric cross-entropy in plain Python; each row's target is uniform over its ``positives``
+    (default: its own pair only, the official loss)."""
     scale = min(math.exp(logit_scale), 100.0)
     img = F.normalize(img, dim=-1)
     txt = F.normalize(txt, dim=-1)
     sim = (img @ txt.t()).tolist()
     n = len(sim)
+    positives = positives or [{i} for i in range(n)]
     total = 0.0
     for rows in (sim, [list(c) for c in zip(*sim)]):
         for i, row in enumerate(rows):
@@ -29,7 +32,8 @@ def _direct(img, txt, logit_scale, smoothing=0.0):
             m = max(logits)
             lse = m + math.log(sum(math.exp(v - m) for v in logits))
             logp = [v - lse for v in logits]
-            target = [(1 - smoothing) * (j == i) + smoothing / n for j in range(n)]
+            target = [(1 - smoothing) * (j in positives[i]) / len(positives[i]) + smoothing / n
+                      for j in range(n)]
             total -= sum(t * lp for t, lp in zip(target, logp))
     return total / (2 * n)
 

@@ -1,5 +1,4 @@
 """False-negative-aware ContrastiveLoss: hand-checked targets and sample keys (DDP: test_ddp_equivalence.py)."""
-import math
 
 import pytest
 import torch
@@ -7,6 +6,7 @@ import torch.nn.functional as F
 
 from cnclip_mm.models.losses import ContrastiveLoss, positive_keys
 from cnclip_mm.structures import DataSample
+from tests.test_losses.test_contrastive import _direct
 
 # Five pairs: images 0 and 1 are the same image; captions 1 and 2 are the same text; samples 0 and
 # 3 share class 7 (4 has no label). Expected positives of each row, written out by hand:
@@ -31,23 +31,6 @@ def _samples():
     return out
 
 
-def _direct(img, txt, logit_scale, positives, smoothing=0.0):
-    """Multi-positive cross-entropy in plain Python: target uniform over each row's positives."""
-    scale = min(math.exp(logit_scale), 100.0)
-    sim = (F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).t()).tolist()
-    n = len(sim)
-    total = 0.0
-    for rows in (sim, [list(c) for c in zip(*sim)]):
-        for i, row in enumerate(rows):
-            logits = [scale * v for v in row]
-            m = max(logits)
-            lse = m + math.log(sum(math.exp(v - m) for v in logits))
-            target = [(1 - smoothing) * (j in positives[i]) / len(positives[i]) + smoothing / n
-                      for j in range(n)]
-            total -= sum(t * (v - lse) for t, v in zip(target, logits))
-    return total / (2 * n)
-
-
 def _feats(n=5, seed=0):
     g = torch.Generator().manual_seed(seed)
     return (F.normalize(torch.randn(n, 6, generator=g, dtype=torch.float64), dim=-1),
@@ -62,11 +45,11 @@ def test_matches_hand_computed_targets(criteria, smoothing):
     inputs = dict(images=torch.zeros(5, 3, 2, 2), image_slots=list(range(5)))
     extra = loss_fn.batch_context(inputs, _samples())
     got = loss_fn(img, txt, torch.tensor(2.0, dtype=torch.float64), **extra)
-    want = _direct(img, txt, 2.0, HAND_POSITIVES[criteria], smoothing)
+    want = _direct(img, txt, 2.0, smoothing, HAND_POSITIVES[criteria])
     assert got.item() == pytest.approx(want, abs=1e-10)
     # The plain loss on the same batch is the diagonal-only target, i.e. a different number.
     plain = ContrastiveLoss(label_smoothing=smoothing)(img, txt, torch.tensor(2.0, dtype=torch.float64))
-    assert plain.item() == pytest.approx(_direct(img, txt, 2.0, [{i} for i in range(5)], smoothing))
+    assert plain.item() == pytest.approx(_direct(img, txt, 2.0, smoothing, [{i} for i in range(5)]))
     assert abs(plain.item() - got.item()) > 1e-3
 
 
