@@ -8,7 +8,7 @@ config, seed, data order and number of steps; only ``ContrastiveLoss(positives=.
 Prints zero-shot top-1 accuracy on the 500 held-out images (chance: 10 %) per seed and the mean.
 
 ``--captions one`` gives every image of a class the very same caption. Then the two losses are
-equal, value and gradients (tests/test_models/test_contrastive_positives.py proves it): the rows of
+equal, value and gradients (tests/test_losses/test_positive_aware.py proves it): the rows of
 identical captions have identical softmaxes, so the plain target's log-probability equals the mean
 over the class. Any difference that run shows is text-tower dropout and float noise.
 

@@ -33,8 +33,14 @@ def _simplejpeg():
     return simplejpeg
 
 
-def _decode_turbo(data: bytes, size: Sequence[int], draft: bool) -> Optional[np.ndarray]:
-    """libjpeg-turbo through simplejpeg for baseline colour JPEGs; None when it does not apply."""
+def _worth_reducing(width: int, height: int, size: Sequence[int]) -> bool:
+    """Scaled IDCTs only pay off for a reduction by 2 or more (and are slower otherwise)."""
+    return width >= 2 * size[0] and height >= 2 * size[1]
+
+
+def _decode_turbo(data: bytes, size: Sequence[int], draft: bool) -> Optional[Tuple[np.ndarray, Tuple[int, int]]]:
+    """libjpeg-turbo through simplejpeg for baseline colour JPEGs: (RGB array, original (height,
+    width)); None when it does not apply."""
     turbo = _simplejpeg()
     if turbo is None or not data[:2] == b'\xff\xd8':
         return None
@@ -42,12 +48,19 @@ def _decode_turbo(data: bytes, size: Sequence[int], draft: bool) -> Optional[np.
         height, width, _, colorspace = turbo.decode_jpeg_header(data)
         if colorspace != 'YCbCr':
             return None  # greyscale / CMYK: Pillow's conversions are the reference
-        # Scaled IDCTs only pay off for a reduction by 2 or more (and are slower otherwise).
-        reduce = draft and width >= 2 * size[0] and height >= 2 * size[1]
+        reduce = draft and _worth_reducing(width, height, size)
         scale = dict(min_width=size[0], min_height=size[1]) if reduce else {}
-        return turbo.decode_jpeg(data, colorspace='RGB', **scale)
+        return turbo.decode_jpeg(data, colorspace='RGB', **scale), (height, width)
     except ValueError:  # progressive or unusual files: Pillow decodes them
         return None
+
+
+def _decode_pillow(data: bytes, size: Sequence[int], draft: bool) -> Tuple[Image.Image, Tuple[int, int]]:
+    with Image.open(io.BytesIO(data)) as img:
+        original = (img.height, img.width)
+        if draft and img.format == 'JPEG' and _worth_reducing(img.width, img.height, size):
+            img.draft('RGB', tuple(size))  # largest DCT reduction keeping both sides >= size
+        return img.convert('RGB'), original
 
 
 def _draft_resize(array: np.ndarray, size: Sequence[int]) -> np.ndarray:
@@ -68,21 +81,12 @@ def decode_resize(data: bytes, size: Sequence[int], draft: bool = False,
     checks), with less overhead. Everything else goes through Pillow. ``draft``: see the module doc
     (``interpolation`` is then unused).
     """
-    array = _decode_turbo(data, size, draft)
-    if array is not None:
-        original = _simplejpeg().decode_jpeg_header(data)[:2]
-    else:
-        with Image.open(io.BytesIO(data)) as img:
-            original = (img.height, img.width)
-            if draft and img.format == 'JPEG' and img.width >= 2 * size[0] and img.height >= 2 * size[1]:
-                img.draft('RGB', tuple(size))  # largest DCT reduction keeping both sides >= size
-            img = img.convert('RGB')
-            if not draft:
-                return np.asarray(img.resize(tuple(size), _INTERPOLATION[interpolation])), tuple(original)
-            array = np.asarray(img)
+    image, original = _decode_turbo(data, size, draft) or _decode_pillow(data, size, draft)
     if draft:
-        return _draft_resize(array, size), tuple(original)
-    return np.asarray(Image.fromarray(array).resize(tuple(size), _INTERPOLATION[interpolation])), tuple(original)
+        return _draft_resize(np.asarray(image), size), original
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    return np.asarray(image.resize(tuple(size), _INTERPOLATION[interpolation])), original
 
 
 @TRANSFORMS.register_module()
@@ -91,7 +95,7 @@ class LoadResizeImage(LoadImage):
 
     Args:
         scale: output size, an int for (r, r) or (width, height).
-        draft: reduced-scale JPEG decoding and OpenCV area resizing (faster, changes pixels: for
+        draft: reduced-scale JPEG decoding and OpenCV resizing (faster, changes pixels: for
             training, not evaluation; see the module doc).
         interpolation: ``'bicubic'`` (official), ``'bilinear'`` or ``'nearest'`` (exact path only).
 
