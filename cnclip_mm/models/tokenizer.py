@@ -33,6 +33,7 @@ class ChineseTokenizer:
         self.vocab_file = str(vocab_file) if vocab_file else SHIPPED_VOCAB
         self.context_length = context_length
         self._tokenizer = None
+        self._encoders = {}  # context length -> Rust tokenizer set to truncate and pad to it
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(vocab_file={self.vocab_file!r}, context_length={self.context_length})'
@@ -64,14 +65,13 @@ class ChineseTokenizer:
         Same ids as the transformers call (``truncation=True, padding='max_length'``, special tokens
         added), without its per-call Python overhead, which dominates on one caption at a time.
         """
-        cache = self.__dict__.setdefault('_encoders', {})
-        if length not in cache:
+        if length not in self._encoders:
             from tokenizers import Tokenizer
             encoder = Tokenizer.from_str(self.backend.backend_tokenizer.to_str())
             encoder.enable_truncation(max_length=length)
             encoder.enable_padding(length=length, pad_id=PAD_ID, pad_token=self.backend.pad_token)
-            cache[length] = encoder
-        return cache[length]
+            self._encoders[length] = encoder
+        return self._encoders[length]
 
     def save_pretrained(self, out_dir: str) -> None:
         """Write ``tokenizer.json`` etc. plus a ``vocab.txt`` that the official code and older tools read."""
