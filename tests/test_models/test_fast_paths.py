@@ -53,10 +53,27 @@ def test_quick_gelu_mlp_matches_the_textbook_formula():
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-5)
     with torch.no_grad():
         torch.testing.assert_close(mlp(x), ref, atol=1e-6, rtol=1e-5)
-    params = [x, mlp.c_fc.weight, mlp.c_fc.bias, mlp.c_proj.weight]
+    params = [x, mlp.c_fc.weight, mlp.c_fc.bias, mlp.c_proj.weight, mlp.c_proj.bias]
     for got, want in zip(torch.autograd.grad(out.square().sum(), params),
                          torch.autograd.grad(ref.square().sum(), params)):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    # Frozen weights (a locked tower still passing gradients down), and a leaf input with no grad.
+    mlp.requires_grad_(False)
+    torch.testing.assert_close(torch.autograd.grad(mlp(x).square().sum(), x)[0],
+                               torch.autograd.grad(textbook(x).square().sum(), x)[0], atol=1e-5, rtol=1e-4)
+    mlp.requires_grad_(True)
+    got = torch.autograd.grad(mlp(x.detach()).square().sum(), mlp.c_fc.weight)[0]
+    torch.testing.assert_close(got, torch.autograd.grad(textbook(x.detach()).square().sum(), mlp.c_fc.weight)[0],
+                               atol=1e-5, rtol=1e-4)
+
+
+def test_quick_gelu_mlp_backward_passes_gradcheck():
+    """The hand-written backward against finite differences, in float64."""
+    from cnclip_mm.models.backbones.vit import _QuickGELUMLPFunction
+    g = torch.Generator().manual_seed(0)
+    inputs = [torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+              for shape in ((4, 6), (10, 6), (10,), (6, 10), (6,))]
+    assert torch.autograd.gradcheck(_QuickGELUMLPFunction.apply, inputs)
 
 
 def _bert(bucket_size=4):

@@ -14,12 +14,45 @@ from .utils import LockableTower, resize_pos_embed, resolve_arch
 QUICK_GELU_ALPHA = 1.702
 
 
+class _QuickGELUMLPFunction(torch.autograd.Function):
+    """Training path of :class:`QuickGELUMLP` with a hand-written backward.
+
+    Autograd's ``addmm`` backward multiplies the 4x-wide gradient by ``alpha`` in a separate pass; here
+    the two scalings cancel analytically (``d/dz silu(a z) / a`` chains to ``silu'(h)``), so backward
+    is GEMMs, one in-place ``silu_backward`` and one small in-place scaling of ``c_proj``'s weight gradient.
+    Saves the same tensors autograd would: ``x``, the pre-activation ``h`` and ``silu(h)``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w1, b1, w2, b2):
+        a = QUICK_GELU_ALPHA
+        h = torch.addmm(b1, x, w1.t(), beta=a, alpha=a)
+        s = F.silu(h)
+        ctx.save_for_backward(x, w1, w2, h, s)
+        return torch.addmm(b2, s, w2.t(), alpha=1 / a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w1, w2, h, s = ctx.saved_tensors
+        need_x, need_w1, need_b1, need_w2, need_b2 = ctx.needs_input_grad
+        grad_w2 = torch.mm(grad.t(), s).mul_(1 / QUICK_GELU_ALPHA) if need_w2 else None
+        grad_b2 = grad.sum(0) if need_b2 else None
+        grad_z = torch.mm(grad, w2)  # the 1/a of the forward and the a of h = a z cancel
+        torch.ops.aten.silu_backward.grad_input(grad_z, h, grad_input=grad_z)  # in place: no new 4x buffer
+        grad_x = torch.mm(grad_z, w1) if need_x else None
+        grad_w1 = torch.mm(grad_z.t(), x) if need_w1 else None
+        grad_b1 = grad_z.sum(0) if need_b1 else None
+        return grad_x, grad_w1, grad_b1, grad_w2, grad_b2
+
+
 class QuickGELUMLP(nn.Module):
     """``c_proj(QuickGELU(c_fc(x)))`` with ``QuickGELU(h) = h * sigmoid(1.702 h)``, OpenAI CLIP's MLP.
 
     Computed as ``c_proj(silu(1.702 h)) / 1.702``: the two scalings ride in the matmuls (``addmm``'s
-    ``alpha`` / ``beta``), so the activation is one in-place SiLU pass over the 4x-wide hidden state
-    instead of three passes and a temporary. Same function, same parameters (``c_fc``, ``c_proj``).
+    ``alpha`` / ``beta``), so the activation is one SiLU pass over the 4x-wide hidden state (in place
+    at inference) instead of three passes and a temporary; training uses
+    :class:`_QuickGELUMLPFunction`, whose backward keeps that property. Same function, same parameters
+    (``c_fc``, ``c_proj``).
     """
 
     def __init__(self, width: int, hidden: int):
@@ -30,10 +63,15 @@ class QuickGELUMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x = x.reshape(-1, shape[-1])
-        a = QUICK_GELU_ALPHA
-        h = torch.addmm(self.c_fc.bias, x, self.c_fc.weight.t(), beta=a, alpha=a)  # 1.702 * c_fc(x)
-        h = F.silu(h, inplace=not (h.requires_grad or torch.jit.is_tracing()))
-        out = torch.addmm(self.c_proj.bias, h, self.c_proj.weight.t(), alpha=1 / a)
+        params = (self.c_fc.weight, self.c_fc.bias, self.c_proj.weight, self.c_proj.bias)
+        if (torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params))
+                and not torch.is_autocast_enabled(x.device.type) and not torch.jit.is_tracing()):
+            out = _QuickGELUMLPFunction.apply(x, *params)
+        else:
+            a = QUICK_GELU_ALPHA
+            h = torch.addmm(self.c_fc.bias, x, self.c_fc.weight.t(), beta=a, alpha=a)  # 1.702 * c_fc(x)
+            h = F.silu(h, inplace=not (h.requires_grad or torch.jit.is_tracing()))
+            out = torch.addmm(self.c_proj.bias, h, self.c_proj.weight.t(), alpha=1 / a)
         return out.view(*shape[:-1], out.shape[-1])
 
 
