@@ -3,8 +3,9 @@
 ViT-B/16 + RoBERTa-base, batch 8, 224 px, context 52 (caption lengths 8..52), CPU; fp32 and bf16
 autocast (``--grad-ckpt``: also with gradient checkpointing). Both models hold the same weights (ours
 converted with ``cnclip_mm.models.converters.hf.mm_to_hf``). One step = forward, symmetric
-contrastive loss, backward, AdamW step (ours with the flags of the default schedule: fused; HF with
-torch's defaults). Timing: both models in one process, steps alternating A/B, min and median, ratio
+contrastive loss, backward, AdamW step (ours with the flags of the default schedule: fused, through
+the optimizer wrapper the runner builds: ``AutocastOptimWrapper`` for bf16, as ``tools/train.py --amp``
+gives on CPU; HF with torch's defaults and plain ``torch.autocast``). Timing: both models in one process, steps alternating A/B, min and median, ratio
 of the minimums. Peak memory: a fresh process per side, the rise of the resident-set high-water mark
 over two steps after a warm-up (reset through /proc/self/clear_refs).
 
@@ -105,6 +106,18 @@ def _setup(impl: str, dtype: str, ckpt: bool, batch: int, model=None):
                               **(_config_optimizer_flags() if impl == 'ours' else {}))
     images, ids = _batch(batch)
     loss_fn = _step_fns(impl, model, images, ids)
+    if impl == 'ours':  # the wrapper the runner gets: OptimWrapper, or with --amp on CPU AutocastOptimWrapper
+        from mmengine.optim import OptimWrapper
+
+        from cnclip_mm.engine import AutocastOptimWrapper
+        wrapper = AutocastOptimWrapper(optimizer=optim) if dtype == 'bf16' else OptimWrapper(optimizer=optim)
+
+        def step():
+            with wrapper.optim_context(model):
+                loss = loss_fn()
+            wrapper.update_params(loss)
+            return loss.item()
+        return model, step
 
     def step():
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=dtype == 'bf16'):

@@ -8,6 +8,7 @@ from PIL import Image
 from torch import nn
 
 from cnclip_mm.evaluation.templates import load_templates
+from cnclip_mm.utils.bf16_gemm import bf16_autocast
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 
@@ -52,9 +53,9 @@ def preprocess_images(model: nn.Module, images: Sequence[ImageLike]) -> torch.Te
 
 
 def _autocast(model: nn.Module, bf16: bool):
-    """bf16 autocast on the model's device when asked (opt-in: cosine >= 0.999 to fp32)."""
-    device = next(model.parameters()).device.type
-    return torch.autocast(device, dtype=torch.bfloat16, enabled=bf16)
+    """bf16 autocast on the model's device when asked (opt-in: cosine >= 0.999 to fp32); CPU matmuls
+    as :func:`cnclip_mm.utils.bf16_gemm.bf16_gemm_context` ``'auto'`` picks."""
+    return bf16_autocast(next(model.parameters()).device.type, enabled=bf16)
 
 
 @torch.no_grad()
