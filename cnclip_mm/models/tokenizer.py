@@ -2,7 +2,7 @@
 import os
 import shutil
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -55,9 +55,18 @@ class ChineseTokenizer:
     def __call__(self, texts: Union[str, Sequence[str]], context_length: Optional[int] = None) -> torch.Tensor:
         """Tokenise one text or a list into a LongTensor ``[N, context_length]``."""
         if isinstance(texts, str):
-            texts = [texts]
+            return self.encode(texts, context_length)[0][None]
         encodings = self._encoder(context_length or self.context_length).encode_batch(list(texts))
         return torch.tensor([encoding.ids for encoding in encodings], dtype=torch.long)
+
+    def encode(self, text: str, context_length: Optional[int] = None) -> Tuple[torch.Tensor, bool]:
+        """One text: its ids ``[context_length]`` and whether tokens were cut off to fit.
+
+        The per-caption path of data pipelines: no batch machinery, and the truncation flag comes
+        with the encoding instead of from a second tokenisation.
+        """
+        encoding = self._encoder(context_length or self.context_length).encode(text)
+        return torch.tensor(encoding.ids, dtype=torch.long), bool(encoding.overflowing)
 
     def _encoder(self, length: int):
         """The Rust tokenizer set to truncate and pad to ``length``, one copy per length.

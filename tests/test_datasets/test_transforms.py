@@ -75,6 +75,14 @@ def test_random_resized_crop():
         assert 0 <= left < right <= 60 and 0 <= top < bottom <= 40
         assert 0.9 * 2400 - 80 <= area <= 2400
         assert crop(dict(img=img))['img'].shape == (32, 32, 3)
+    # The draws: area fractions spread over [0.9, 1], aspects on both sides of square, all in range.
+    boxes = np.array([crop.get_box(64, 64) for _ in range(2000)])
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    assert 0.92 < (w * h / 4096).mean() < 0.96 and (w * h / 4096).min() > 0.88
+    assert ((w / h) < 1).any() and ((w / h) > 1).any() and len(np.unique(boxes[:, 0])) > 4
+    assert (boxes[:, 2] <= 64).all() and (boxes[:, 3] <= 64).all()
+    # No draw can fit: the largest centre crop with an aspect in range.
+    assert RandomResizedCrop(scale=32, crop_scale=(1.0, 1.0), ratio=(2.0, 3.0)).get_box(64, 64) == (0, 16, 64, 48)
     # a crop of the whole image is exactly the official resize
     whole = RandomResizedCrop(scale=32, crop_scale=(1.0, 1.0), ratio=(1.5, 1.5))
     assert np.array_equal(whole(dict(img=img))['img'], ResizeExact(32)(dict(img=img))['img'])

@@ -65,6 +65,9 @@ def test_empty_text_and_batch(vocab_file):
     got = tok(['', '猫'])
     assert got.tolist()[0] == [101, 102, 0, 0, 0, 0, 0, 0]
     assert got.shape == (2, 8)
+    # One text (the pipeline's path) gives the batch's row, and says whether it was cut.
+    assert torch.equal(tok('猫'), got[1:]) and tok.encode('猫')[0].tolist() == got[1].tolist()
+    assert tok.encode('一二三四五六')[1] is False and tok.encode('一二三四五六七')[1] is True
 
 
 def test_folder_and_saved_tokenizer(vocab_file, tmp_path):

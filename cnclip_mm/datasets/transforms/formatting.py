@@ -37,7 +37,10 @@ class PackCLIPInputs(BaseTransform):
         if img is not None:
             img = np.ascontiguousarray(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1))
             inputs = torch.from_numpy(img)
-        sample = DataSample(metainfo={k: results[k] for k in self.meta_keys if k in results})
+        sample = DataSample()
+        for key in self.meta_keys:  # set_field, not set_metainfo: that deep-copies, and the values
+            if key in results:      # are already this item's own (the dataset hands out copies)
+                sample.set_field(results[key], key, field_type='metainfo')
         if results.get('text_ids') is not None:
             sample.text_ids = torch.as_tensor(results['text_ids'], dtype=torch.long)
         if results.get('gt_label') is not None:

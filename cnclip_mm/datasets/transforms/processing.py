@@ -1,5 +1,4 @@
 """Geometric transforms done with Pillow, so they match the official (PIL) preprocessing."""
-import math
 from typing import Sequence, Tuple, Union
 
 import numpy as np
@@ -88,18 +87,16 @@ class RandomResizedCrop(BaseTransform):
         self._resample = _INTERPOLATION[interpolation]
 
     def get_box(self, height: int, width: int) -> Tuple[int, int, int, int]:
-        """A random (left, top, right, bottom) crop box."""
-        area = height * width
-        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
-        for _ in range(10):
-            target = area * np.random.uniform(*self.crop_scale)
-            aspect = math.exp(np.random.uniform(*log_ratio))
-            w = int(round(math.sqrt(target * aspect)))
-            h = int(round(math.sqrt(target / aspect)))
-            if 0 < w <= width and 0 < h <= height:
-                left = np.random.randint(0, width - w + 1)
-                top = np.random.randint(0, height - h + 1)
-                return left, top, left + w, top + h
+        """A random (left, top, right, bottom) crop box: the first of 10 draws that fits."""
+        targets = height * width * np.random.uniform(*self.crop_scale, size=10)
+        aspects = np.exp(np.random.uniform(np.log(self.ratio[0]), np.log(self.ratio[1]), size=10))
+        ws, hs = np.rint(np.sqrt(targets * aspects)), np.rint(np.sqrt(targets / aspects))
+        fits = np.flatnonzero((ws > 0) & (ws <= width) & (hs > 0) & (hs <= height))
+        if fits.size:
+            w, h = int(ws[fits[0]]), int(hs[fits[0]])
+            left = np.random.randint(0, width - w + 1)
+            top = np.random.randint(0, height - h + 1)
+            return left, top, left + w, top + h
         # Fallback: the largest centre crop whose aspect lies in range.
         aspect = width / height
         if aspect < self.ratio[0]:

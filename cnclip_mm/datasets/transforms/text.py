@@ -82,8 +82,8 @@ class TokenizeText(BaseTransform):
         text = results.get('text')
         if text is None:
             return results
-        ids = self.tokenizer(text, context_length=self.context_length)[0]
-        if int(ids[-1]) != 0 and len(self.tokenizer.tokenize(text)) > ids.numel() - 2:
+        ids, truncated = self.tokenizer.encode(text, context_length=self.context_length)
+        if truncated:
             self.num_truncated += 1
             if self.num_truncated == 1 or self.num_truncated % 1000 == 0:
                 print_log(f'TokenizeText: {self.num_truncated} caption(s) longer than the context '
