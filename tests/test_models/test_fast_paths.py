@@ -17,8 +17,19 @@ def _vit():
                              img_size=32, output_dim=16))
 
 
+def test_vit_patch_embedding_matmul_equals_the_convolution():
+    vit = _vit()
+    images = torch.randn(3, 3, 32, 32, requires_grad=True)
+    conv = vit.conv1(images).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(vit.embed_patches(images), conv, atol=1e-5, rtol=1e-5)
+    grads = [torch.autograd.grad(out.square().sum(), (images, vit.conv1.weight))
+             for out in (vit.embed_patches(images), conv)]
+    for got, want in zip(*grads):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
 def _full_tokens_reference(vit, images):
-    """Every token through every block, then the class token read out."""
+    """Every token through every block, then the class token read out (the stem as a convolution)."""
     x = vit.conv1(images).flatten(2).transpose(1, 2)
     x = torch.cat([vit.class_embedding.expand(len(x), 1, -1), x], dim=1)
     x = vit.ln_pre(x + vit.positional_embedding)

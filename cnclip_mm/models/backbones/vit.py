@@ -209,8 +209,23 @@ class CLIPVisionTransformer(LockableTower, BaseModule):
         stem = [self.conv1, self.class_embedding, self.positional_embedding, self.ln_pre]
         return [stem, *[[block] for block in self.transformer.resblocks], [self.ln_post, self.proj]]
 
+    def embed_patches(self, x: torch.Tensor) -> torch.Tensor:
+        """``conv1`` as one matmul: ``[N, 3, H, W]`` -> ``[N, (H/p)*(W/p), width]``.
+
+        The stem's kernel equals its stride (no padding, no bias), so each output is a flattened patch
+        times the flattened filter; one GEMM and its weight-gradient GEMM beat the convolution and its
+        backward. The tracer (exports) keeps the convolution.
+        """
+        n, c, h, w = x.shape
+        p = self.patch_size
+        if torch.jit.is_tracing() or h % p or w % p:
+            return self.conv1(x).flatten(2).transpose(1, 2)
+        gh, gw = h // p, w // p
+        patches = x.reshape(n, c, gh, p, gw, p).permute(0, 2, 4, 1, 3, 5).reshape(n * gh * gw, c * p * p)
+        return F.linear(patches, self.conv1.weight.reshape(self.width, -1)).view(n, gh * gw, self.width)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv1(x).flatten(2).transpose(1, 2)  # [N, grid*grid, width]
+        x = self.embed_patches(x)  # [N, grid*grid, width]
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1)
         pos = self.positional_embedding
