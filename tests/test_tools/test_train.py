@@ -39,10 +39,11 @@ def test_main_end_to_end(tmp_path, data_root):
     cfg = _config(tmp_path, data_root, max_epochs=2)
     work = str(tmp_path / 'work')
     runner = main([cfg, '--work-dir', work, '--amp', '--tensorboard',
-                   '--cfg-options', 'train_dataloader.batch_size=4', 'optim_wrapper.clip_grad.max_norm=1.0'])
+                   '--cfg-options', 'train_dataloader.batch_size=4', 'optim_wrapper.clip_grad.max_norm=1.0',
+                   'optim_wrapper.bf16_gemm=fp32'])
     assert type(runner).__name__ == 'CLIPRunner'
     assert runner.optim_wrapper.clip_grad_kwargs == dict(max_norm=1.0)
-    assert type(runner.optim_wrapper).__name__ == 'AutocastOptimWrapper'
+    assert type(runner.optim_wrapper).__name__ == 'AutocastOptimWrapper' and runner.optim_wrapper.bf16_gemm == 'fp32'
     assert osp.isfile(osp.join(work, 'epoch_2.pth'))
     assert glob.glob(osp.join(work, 'best_retrieval_mean_recall_epoch_*.pth'))
     assert glob.glob(osp.join(work, '*', 'vis_data', 'events.out.tfevents.*'))
