@@ -10,8 +10,13 @@ of the minimums. Peak memory: a fresh process per side, the rise of the resident
 over two steps after a warm-up (reset through /proc/self/clear_refs).
 
     python benchmarks/train_step.py [--reps 5] [--batch 8] [--threads N] [--dtypes fp32,bf16]
+
+``--dtypes bf16-hf-fp32gemm``: bf16 with HF's matrix ops also sent through
+:class:`cnclip_mm.utils.bf16_gemm.Bf16GemmAsFp32`, to separate the kernel choice from the rest of
+the step on CPUs without bf16 matrix instructions.
 """
 import argparse
+import contextlib
 import math
 import multiprocessing as mp
 import os.path as osp
@@ -27,6 +32,7 @@ sys.path.insert(0, REPO)
 import torch  # noqa: E402
 
 CONTEXT = 52
+SAME_KERNELS = 'bf16-hf-fp32gemm'  # bf16, HF's matmuls also through Bf16GemmAsFp32 (which ours uses here)
 
 
 def _hwm_kib() -> int:
@@ -110,7 +116,7 @@ def _setup(impl: str, dtype: str, ckpt: bool, batch: int, model=None):
         from mmengine.optim import OptimWrapper
 
         from cnclip_mm.engine import AutocastOptimWrapper
-        wrapper = AutocastOptimWrapper(optimizer=optim) if dtype == 'bf16' else OptimWrapper(optimizer=optim)
+        wrapper = AutocastOptimWrapper(optimizer=optim) if dtype != 'fp32' else OptimWrapper(optimizer=optim)
 
         def step():
             with wrapper.optim_context(model):
@@ -119,10 +125,14 @@ def _setup(impl: str, dtype: str, ckpt: bool, batch: int, model=None):
             return loss.item()
         return model, step
 
+    from cnclip_mm.utils.bf16_gemm import Bf16GemmAsFp32
+    gemm = Bf16GemmAsFp32 if dtype == SAME_KERNELS else contextlib.nullcontext
+
     def step():
-        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=dtype == 'bf16'):
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=dtype != 'fp32'), gemm():
             loss = loss_fn()
-        loss.backward()
+        with gemm():
+            loss.backward()
         optim.step()
         optim.zero_grad(set_to_none=True)
         return loss.item()
