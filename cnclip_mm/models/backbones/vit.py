@@ -14,6 +14,15 @@ from .utils import LockableTower, resize_pos_embed, resolve_arch
 QUICK_GELU_ALPHA = 1.702
 
 
+def _quick_gelu_mlp(x, w1, b1, w2, b2, inplace: bool):
+    """``(h, silu(h), out)`` with ``h = 1.702 c_fc(x)`` and ``out = c_proj(silu(h)) / 1.702``;
+    with ``inplace`` the SiLU overwrites ``h``."""
+    a = QUICK_GELU_ALPHA
+    h = torch.addmm(b1, x, w1.t(), beta=a, alpha=a)
+    s = F.silu(h, inplace=inplace)
+    return h, s, torch.addmm(b2, s, w2.t(), alpha=1 / a)
+
+
 class _QuickGELUMLPFunction(torch.autograd.Function):
     """Training path of :class:`QuickGELUMLP` with a hand-written backward.
 
@@ -25,11 +34,9 @@ class _QuickGELUMLPFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w1, b1, w2, b2):
-        a = QUICK_GELU_ALPHA
-        h = torch.addmm(b1, x, w1.t(), beta=a, alpha=a)
-        s = F.silu(h)
+        h, s, out = _quick_gelu_mlp(x, w1, b1, w2, b2, inplace=False)
         ctx.save_for_backward(x, w1, w2, h, s)
-        return torch.addmm(b2, s, w2.t(), alpha=1 / a)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
@@ -64,14 +71,12 @@ class QuickGELUMLP(nn.Module):
         shape = x.shape
         x = x.reshape(-1, shape[-1])
         params = (self.c_fc.weight, self.c_fc.bias, self.c_proj.weight, self.c_proj.bias)
-        if (torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params))
-                and not torch.is_autocast_enabled(x.device.type) and not torch.jit.is_tracing()):
+        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params))
+        tracing = torch.jit.is_tracing()
+        if needs_grad and not tracing and not torch.is_autocast_enabled(x.device.type):
             out = _QuickGELUMLPFunction.apply(x, *params)
         else:
-            a = QUICK_GELU_ALPHA
-            h = torch.addmm(self.c_fc.bias, x, self.c_fc.weight.t(), beta=a, alpha=a)  # 1.702 * c_fc(x)
-            h = F.silu(h, inplace=not (h.requires_grad or torch.jit.is_tracing()))
-            out = torch.addmm(self.c_proj.bias, h, self.c_proj.weight.t(), alpha=1 / a)
+            out = _quick_gelu_mlp(x, *params, inplace=not (needs_grad or tracing))[2]
         return out.view(*shape[:-1], out.shape[-1])
 
 
