@@ -20,7 +20,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 
-__all__ = ['BF16_GEMM_CHOICES', 'Bf16GemmAsFp32', 'bf16_autocast', 'bf16_gemm_context', 'cpu_has_native_bf16_gemm']
+__all__ = ['BF16_GEMM_CHOICES', 'Bf16GemmAsFp32', 'bf16_autocast', 'bf16_gemm_context', 'cpu_has_native_bf16_gemm',
+           'uses_fp32_gemm']
 
 BF16_GEMM_CHOICES = ('auto', 'native', 'fp32')
 
@@ -66,18 +67,22 @@ class Bf16GemmAsFp32(TorchDispatchMode):
         return type(out)(o if o is None or i in keep_fp32 else o.to(torch.bfloat16) for i, o in enumerate(out))
 
 
-def bf16_gemm_context(choice: str = 'auto', device_type: str = 'cpu'):
-    """The context for bf16 matrix ops on ``device_type``.
+def uses_fp32_gemm(choice: str = 'auto', device_type: str = 'cpu') -> bool:
+    """Whether bf16 matrix ops on ``device_type`` go through :class:`Bf16GemmAsFp32`.
 
     Args:
-        choice: ``'auto'``: :class:`Bf16GemmAsFp32` on a CPU without native bf16 matmuls, else
-            nothing; ``'fp32'``: that mode on any CPU; ``'native'``: PyTorch's own kernels.
+        choice: ``'auto'``: on a CPU without native bf16 matmuls; ``'fp32'``: on any CPU;
+            ``'native'``: never (PyTorch's own kernels).
         device_type: where the model runs; accelerators always use their native kernels.
     """
     if choice not in BF16_GEMM_CHOICES:
         raise ValueError(f'bf16_gemm must be one of {BF16_GEMM_CHOICES}, got {choice!r}')
-    emulate = device_type == 'cpu' and (choice == 'fp32' or (choice == 'auto' and not cpu_has_native_bf16_gemm()))
-    return Bf16GemmAsFp32() if emulate else nullcontext()
+    return device_type == 'cpu' and (choice == 'fp32' or (choice == 'auto' and not cpu_has_native_bf16_gemm()))
+
+
+def bf16_gemm_context(choice: str = 'auto', device_type: str = 'cpu'):
+    """:class:`Bf16GemmAsFp32` where :func:`uses_fp32_gemm` says so, else a no-op context."""
+    return Bf16GemmAsFp32() if uses_fp32_gemm(choice, device_type) else nullcontext()
 
 
 @contextmanager

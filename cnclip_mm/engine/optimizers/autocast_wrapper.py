@@ -7,7 +7,7 @@ from mmengine.optim import OptimWrapper
 from torch import nn
 
 from cnclip_mm.registry import OPTIM_WRAPPERS
-from cnclip_mm.utils.bf16_gemm import bf16_gemm_context
+from cnclip_mm.utils.bf16_gemm import Bf16GemmAsFp32, uses_fp32_gemm
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -37,13 +37,12 @@ class AutocastOptimWrapper(OptimWrapper):
             dtype = getattr(torch, dtype)
         self.cast_dtype = dtype
         self.device_type = device_type or ('cuda' if torch.cuda.is_available() else 'cpu')
-        bf16_gemm_context(bf16_gemm)  # validates the choice now, not at the first step
         self.bf16_gemm = bf16_gemm
+        # Decided once (validates the choice now, not at the first step); used every forward and backward.
+        self._fp32_gemm = uses_fp32_gemm(bf16_gemm, self.device_type) and self.cast_dtype == torch.bfloat16
 
     def _gemm_context(self):
-        if self.cast_dtype != torch.bfloat16:
-            return nullcontext()
-        return bf16_gemm_context(self.bf16_gemm, self.device_type)
+        return Bf16GemmAsFp32() if self._fp32_gemm else nullcontext()
 
     @contextmanager
     def optim_context(self, model: nn.Module):
