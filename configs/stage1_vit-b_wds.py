@@ -5,6 +5,7 @@ _base_ = ['./stage1_vit-b.py']
 max_iters = 100000
 train_dataloader = dict(
     _delete_=True, batch_size=128, num_workers=4, persistent_workers=True, drop_last=True, sampler=None,
+    collate_fn={{_base_.clip_collate}},
     dataset=dict(type='WebDatasetImageText', shards='data/shards/train/{00000..00127}.tar',
                  resampled=True, epoch_length=5000, shuffle_buffer=5000,
                  pipeline={{_base_.train_pipeline}}))

@@ -6,6 +6,7 @@ from .base_image_text import BaseImageTextDataset
 from .cifar import CIFAR100Dataset
 from .cifar100_classes import CIFAR100_CHINESE
 from .class_caption import ClassCaptionDataset
+from .collate import clip_collate
 from .demo import DemoImageTextDataset, ensure_demo_data, make_demo_data
 from .demo_classes import DemoClassesDataset, ensure_demo_classes, make_demo_classes
 from .hooks import BadSampleReportHook
@@ -21,5 +22,5 @@ __all__ = [
     'ImageTextTSVDataset', 'ImageTextLMDBDataset', 'ImageTextJsonlDataset', 'CIFAR100Dataset',
     'CIFAR100_CHINESE', 'ImageFolderZeroShotDataset', 'ZeroShotDataset', 'DemoImageTextDataset',
     'ensure_demo_data', 'make_demo_data', 'BadSampleReportHook', 'WebDatasetImageText', 'ClassCaptionDataset',
-    'DemoClassesDataset', 'ensure_demo_classes', 'make_demo_classes',
+    'DemoClassesDataset', 'ensure_demo_classes', 'make_demo_classes', 'clip_collate',
 ]

@@ -44,22 +44,25 @@ class CLIPDataPreprocessor(BaseDataPreprocessor):
         data = self.cast_data(data)
         samples = data.get('data_samples')
         raw = data.get('inputs')
-        if isinstance(raw, torch.Tensor):  # default_collate already stacked every image
-            raw = list(raw)
         count = len(raw) if raw is not None else len(samples or [])
+        if isinstance(raw, torch.Tensor):  # stacked by the collate: every sample has an image
+            image_slots = list(range(count))
+            images = self.normalize(raw) if count else None
+        else:
+            image_slots = [i for i in range(count) if raw is not None and raw[i] is not None]
+            images = self.normalize(torch.stack([raw[i] for i in image_slots])) if image_slots else None
 
-        image_slots = [i for i in range(count) if raw is not None and raw[i] is not None]
-        images = self.normalize(torch.stack([raw[i] for i in image_slots])) if image_slots else None
-
-        text_slots, text_rows = [], []
-        for i, sample in enumerate(samples or []):
-            if sample is not None and 'text_ids' in sample:
-                text_slots.append(i)
-                text_rows.append(sample.text_ids)
-        text_ids = torch.stack(text_rows).to(self.device) if text_rows else None
+        if 'text_slots' in data:  # clip_collate stacked the token ids already
+            text_ids, text_slots = data['text_ids'], list(data['text_slots'])
+        else:
+            text_slots, text_rows = [], []
+            for i, sample in enumerate(samples or []):
+                if sample is not None and 'text_ids' in sample:
+                    text_slots.append(i)
+                    text_rows.append(sample.text_ids)
+            text_ids = torch.stack(text_rows).to(self.device) if text_rows else None
         inputs = dict(images=images, image_slots=image_slots, text_ids=text_ids, text_slots=text_slots)
         return dict(inputs=inputs, data_samples=samples)
-
 
 def batch_inputs(images: Optional[torch.Tensor] = None, text_ids: Optional[torch.Tensor] = None) -> dict:
     """Build model inputs by hand (already normalised images and/or token ids), one sample per row."""

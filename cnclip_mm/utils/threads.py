@@ -12,6 +12,10 @@ OpenMP threads wait on each other at every parallel region, so one descheduled t
 
 Dataloader workers run :func:`worker_init_fn`: one torch thread and one OpenCV thread each, plus
 mmengine's per-worker seeding.
+
+A dataloader may say ``num_workers='auto'`` (the demo does): :func:`auto_workers` loads in the main
+process when it computes with 2 or more threads, else in one worker process beside it. Resolved when
+the runner builds the loader (:func:`resolve_auto_workers`), after the thread count is applied.
 """
 import os
 import random
@@ -25,6 +29,7 @@ import torch
 from cnclip_mm.registry import FUNCTIONS
 
 ENV_VAR = 'OMP_NUM_THREADS'
+AUTO = 'auto'  # a dataloader's num_workers chosen with the threads (auto_workers)
 _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
@@ -74,9 +79,41 @@ def idle_cpus(sample_s: float = 0.25) -> Optional[float]:
 
 
 def max_workers(cfg) -> int:
-    """The largest ``num_workers`` of the config's dataloaders (0 when none)."""
-    counts = [int((cfg.get(key) or {}).get('num_workers', 0) or 0) for key in _LOADERS]
-    return max(counts, default=0)
+    """The largest ``num_workers`` of the config's dataloaders (0 when none; ``'auto'`` counts as 0)."""
+    counts = [(cfg.get(key) or {}).get('num_workers', 0) or 0 for key in _LOADERS]
+    return max((int(c) for c in counts if c != AUTO), default=0)
+
+
+def auto_workers(threads: int) -> int:
+    """``num_workers='auto'``: 0 (load in the main process) with 2+ intra-op threads, else 1.
+
+    Why (tools/run_demo.py on 2 cores, docs/speed.md): on a quiet machine the second core is worth
+    more to the matmuls than to a loader process beside one thread (51 vs 60 s of training); with
+    other jobs holding the cores, one thread is all the main process gets, and a worker is a
+    process of its own that the scheduler gives its own share, so loading overlaps compute instead
+    of queueing behind it (155 vs 200 s).
+    """
+    return 0 if threads >= 2 else 1
+
+
+def resolve_auto_workers(loader_cfg: dict, threads: Optional[int] = None) -> dict:
+    """A copy of a dataloader config with ``num_workers='auto'`` made a number (others unchanged).
+
+    ``threads`` defaults to the intra-op threads already applied (``torch.get_num_threads()``).
+    ``persistent_workers`` is dropped to False with 0 workers (the DataLoader rejects it). Logged.
+    """
+    if not isinstance(loader_cfg, dict) or loader_cfg.get('num_workers') != AUTO:
+        return loader_cfg
+    threads = torch.get_num_threads() if threads is None else threads
+    workers = auto_workers(threads)
+    resolved = dict(loader_cfg, num_workers=workers)
+    if not workers:
+        resolved['persistent_workers'] = False
+    from mmengine.logging import print_log
+    print_log(f'dataloader num_workers auto -> {workers} (' + (
+        f'{threads} intra-op threads: loading in the main process' if not workers else
+        f'{threads} intra-op thread: loading in a worker process beside it') + ')', logger='current')
+    return resolved
 
 
 def choose_threads(requested: Optional[int] = None, num_workers: int = 0,
@@ -130,6 +167,9 @@ def worker_init_fn(worker_id: int, num_workers: int = 0, seed: Optional[int] = N
     Registered in mmengine's ``FUNCTIONS`` so a config can name it; :func:`apply_to_config` puts it
     in every dataloader of a config.
     """
+    if not num_workers:  # not given (e.g. num_workers='auto' in the config): the loader's own count
+        info = torch.utils.data.get_worker_info()
+        num_workers = info.num_workers if info is not None else 0
     torch.set_num_threads(torch_threads)
     os.environ[ENV_VAR] = str(torch_threads)  # for libraries that start their pools later
     try:
@@ -160,9 +200,7 @@ def apply_to_config(cfg, requested: Optional[int] = None) -> ThreadPlan:
     for key in _LOADERS:
         loader = cfg.get(key)
         if loader and 'worker_init_fn' not in loader:
-            loader['worker_init_fn'] = dict(type='cnclip_mm.threads_worker_init',
-                                            num_workers=int(loader.get('num_workers', 0) or 0),
-                                            seed=seed)
+            loader['worker_init_fn'] = dict(type='cnclip_mm.threads_worker_init', seed=seed)
     from mmengine.logging import print_log
     print_log(plan.describe(), logger='current')
     return plan

@@ -11,7 +11,8 @@ tokenizer = dict(vocab_file='data/demo/vocab.txt', context_length=32)
 model = dict(text_encoder=dict(vocab_size=256),  # the demo's char vocab has < 256 entries
              image_encoder=dict(arch=dict(patch_size=16)))
 max_epochs = 8
-train_dataloader = dict(batch_size=64, num_workers=0, persistent_workers=False)
+# Inline loading beside 2 threads on a quiet machine, one worker beside 1 thread on a busy one (threads.auto_workers).
+train_dataloader = dict(batch_size=64, num_workers='auto', persistent_workers=True)
 val_dataloader = dict(num_workers=0, persistent_workers=False)
 test_dataloader = dict(num_workers=0, persistent_workers=False)
 optim_wrapper = dict(optimizer=dict(lr=1e-3, weight_decay=0.1))

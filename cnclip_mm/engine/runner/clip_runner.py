@@ -14,7 +14,8 @@ from .dist_env import init_cpu_process_group
 
 class CLIPRunnerMixin:
     """What :class:`CLIPRunner` adds to mmengine's Runner, shared with ``CLIPFlexibleRunner``: two
-    extra config keys, ``last_checkpoint`` pointers, foreign checkpoints, compiled towers.
+    extra config keys, ``last_checkpoint`` pointers, foreign checkpoints, compiled towers,
+    ``num_workers='auto'`` dataloaders.
 
     ``reset_optimizer=True``: a resume restores weights, counters and schedules but not the optimizer
     state. ``reset_data_offset=True``: a resume restarts at epoch 0 / iteration 0 with fresh
@@ -101,6 +102,12 @@ class CLIPRunnerMixin:
                                 meta, by_epoch, backend_args)
         if local and is_main_process():
             commit_file(osp.join(out_dir, part), osp.join(out_dir, filename))
+
+    @classmethod
+    def build_dataloader(cls, dataloader, seed=None, diff_rank_seed=False):
+        """mmengine's, after a ``num_workers='auto'`` is made a number (:func:`resolve_auto_workers`)."""
+        from cnclip_mm.utils.threads import resolve_auto_workers
+        return super().build_dataloader(resolve_auto_workers(dataloader), seed=seed, diff_rank_seed=diff_rank_seed)
 
     def build_train_loop(self, loop):
         """Epoch-based loops resume mid-epoch exactly (:class:`ExactResumeEpochBasedTrainLoop`)."""

@@ -7,8 +7,9 @@ zeroshot_pipeline = [
     dict(type='ResizeExact', scale=img_size),
     dict(type='PackCLIPInputs'),
 ]
+clip_collate = dict(type='cnclip_mm.clip_collate')  # one image tensor per batch from the workers
 test_dataloader = dict(
-    batch_size=256, num_workers=4, persistent_workers=True,
+    batch_size=256, num_workers=4, persistent_workers=True, collate_fn=clip_collate,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='CIFAR100Dataset', data_root=data_root, split='test', test_mode=True,
                  pipeline=zeroshot_pipeline))

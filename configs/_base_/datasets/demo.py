@@ -16,19 +16,20 @@ test_pipeline = [
     dict(type='TokenizeText'),
     dict(type='PackCLIPInputs'),
 ]
+clip_collate = dict(type='cnclip_mm.clip_collate')  # a batch leaves a worker as two tensors, not two per sample
 train_dataloader = dict(
-    batch_size=64, num_workers=2, persistent_workers=True, drop_last=True,
+    batch_size=64, num_workers=2, persistent_workers=True, drop_last=True, collate_fn=clip_collate,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='DemoImageTextDataset', data_root=data_root, split='train',
                  pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=128, num_workers=2, persistent_workers=True,
+    batch_size=128, num_workers=2, persistent_workers=True, collate_fn=clip_collate,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='DemoImageTextDataset', data_root=data_root, split='valid', test_mode=True,
                  pipeline=test_pipeline))
 val_evaluator = dict(type='RetrievalRecall')
 test_dataloader = dict(
-    batch_size=128, num_workers=2, persistent_workers=True,
+    batch_size=128, num_workers=2, persistent_workers=True, collate_fn=clip_collate,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='DemoImageTextDataset', data_root=data_root, split='test', test_mode=True,
                  pipeline=test_pipeline))

@@ -6,7 +6,7 @@ train_dataloader = dict(dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 val_evaluator = dict(type='RetrievalRecall', t2i_only=False)
 test_dataloader = dict(
-    batch_size=128, num_workers=4, persistent_workers=True,
+    batch_size=128, num_workers=4, persistent_workers=True, collate_fn={{_base_.clip_collate}},
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='ImageTextTSVDataset', data_root=data_root, split='test', test_mode=True,
                  pipeline={{_base_.test_pipeline}}))

@@ -19,13 +19,15 @@ test_pipeline = [
     dict(type='TokenizeText'),
     dict(type='PackCLIPInputs'),
 ]
+# Stack each batch's images and token ids in the worker: two tensors cross to the main process, not 2 per sample.
+clip_collate = dict(type='cnclip_mm.clip_collate')
 train_dataloader = dict(
-    batch_size=128, num_workers=4, persistent_workers=True, drop_last=True,
+    batch_size=128, num_workers=4, persistent_workers=True, drop_last=True, collate_fn=clip_collate,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='ImageTextTSVDataset', data_root=data_root, split='train',
                  pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=128, num_workers=4, persistent_workers=True,
+    batch_size=128, num_workers=4, persistent_workers=True, collate_fn=clip_collate,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='ImageTextTSVDataset', data_root=data_root, split='valid', test_mode=True,
                  pipeline=test_pipeline))

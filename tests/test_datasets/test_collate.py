@@ -1,0 +1,121 @@
+"""clip_collate: stacked batches that preprocess to exactly what pseudo_collate's do, in workers too;
+and ``num_workers='auto'`` resolved by the runner."""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+
+from cnclip_mm.datasets import clip_collate, ensure_demo_data
+from cnclip_mm.engine import CLIPRunner
+from cnclip_mm.models import CLIPDataPreprocessor
+from cnclip_mm.registry import DATASETS
+from cnclip_mm.structures import DataSample
+from cnclip_mm.utils import share_tokenizer
+from cnclip_mm.utils.threads import auto_workers, resolve_auto_workers
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def demo_cfg(tmp_path_factory):
+    """configs/demo/stage2.py on a demo set generated in a temporary folder."""
+    init_default_scope('cnclip_mm')
+    root = str(tmp_path_factory.mktemp('demo'))
+    ensure_demo_data(root)
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', 'stage2.py'))
+    for key in ('train_dataloader', 'val_dataloader'):
+        cfg[key].dataset.data_root = root
+    cfg.tokenizer.vocab_file = osp.join(root, 'vocab.txt')
+    return share_tokenizer(cfg)
+
+
+def _preprocessed(batch):
+    return CLIPDataPreprocessor()(batch)['inputs']
+
+
+def _assert_same_inputs(a, b):
+    assert a['image_slots'] == b['image_slots'] and a['text_slots'] == b['text_slots']
+    for key in ('images', 'text_ids'):
+        if a[key] is None or b[key] is None:
+            assert a[key] is None and b[key] is None, key
+        else:
+            assert torch.equal(a[key], b[key]), key
+
+
+def _item(image=None, ids=None, **meta):
+    sample = DataSample(metainfo=meta)
+    if ids is not None:
+        sample.text_ids = torch.tensor(ids)
+    return dict(inputs=image, data_samples=sample)
+
+
+def test_pairs_stack_and_preprocess_like_pseudo_collate(demo_cfg):
+    ds = DATASETS.build(demo_cfg.train_dataloader.dataset)
+    items = [ds[i] for i in range(6)]
+    batch = clip_collate([dict(inputs=it['inputs'], data_samples=it['data_samples'].clone()) for it in items])
+    assert batch['inputs'].shape == (6, 3, 64, 64) and batch['inputs'].dtype == torch.uint8
+    assert batch['text_ids'].shape == (6, 32) and batch['text_slots'] == list(range(6))
+    # the ids live in the batch tensor only; metadata stays with the samples
+    assert all('text_ids' not in s for s in batch['data_samples'])
+    assert [s.metainfo for s in batch['data_samples']] == [it['data_samples'].metainfo for it in items]
+    _assert_same_inputs(_preprocessed(batch), _preprocessed(pseudo_collate(items)))
+
+
+def test_mixed_image_only_and_text_only_items():
+    img = torch.arange(3 * 4 * 4, dtype=torch.uint8).view(3, 4, 4)
+    items = [_item(image=img, image_id=1), _item(ids=[101, 5, 102, 0], text_id=7),
+             _item(image=img + 1, ids=[101, 6, 6, 102], image_id=2), _item(ids=[101, 9, 102, 0], text_id=8)]
+    batch = clip_collate([dict(inputs=i['inputs'], data_samples=i['data_samples'].clone()) for i in items])
+    assert isinstance(batch['inputs'], list) and batch['inputs'][1] is None  # not every item has an image
+    assert batch['text_slots'] == [1, 2, 3] and batch['text_ids'].tolist()[1] == [101, 6, 6, 102]
+    _assert_same_inputs(_preprocessed(batch), _preprocessed(pseudo_collate(items)))
+    images_only = clip_collate([_item(image=img), _item(image=img)])
+    assert images_only['text_ids'] is None and images_only['text_slots'] == []
+    assert _preprocessed(images_only)['text_ids'] is None
+
+
+def test_unequal_images_stay_a_list_and_unequal_ids_are_an_error():
+    items = [_item(image=torch.zeros(3, 4, 4, dtype=torch.uint8)), _item(image=torch.zeros(3, 5, 4, dtype=torch.uint8))]
+    assert isinstance(clip_collate(items)['inputs'], list)
+    with pytest.raises(ValueError, match=r'token id rows of different lengths \[3, 4\]'):
+        clip_collate([_item(ids=[101, 5, 102]), _item(ids=[101, 5, 5, 102])])
+
+
+def test_worker_batches_equal_inline_batches(demo_cfg):
+    loader = demo_cfg.val_dataloader.to_dict()
+    workers = CLIPRunner.build_dataloader(dict(loader, num_workers=2, persistent_workers=False), seed=0)
+    inline = CLIPRunner.build_dataloader(
+        dict(loader, num_workers=0, persistent_workers=False, collate_fn=dict(type='pseudo_collate')), seed=0)
+    pairs = list(zip(workers, inline))
+    assert len(pairs) == len(inline) >= 2
+    seen = dict(images=0, text_ids=0)
+    for a, b in pairs:  # retrieval items: images and texts listed separately, so batches mix them
+        inputs = _preprocessed(a)
+        _assert_same_inputs(inputs, _preprocessed(b))
+        for key in seen:
+            seen[key] += 0 if inputs[key] is None else len(inputs[key])
+    assert seen == dict(images=250, text_ids=250)
+
+
+def test_auto_workers_follow_the_threads(demo_cfg):
+    assert (auto_workers(1), auto_workers(2), auto_workers(8)) == (1, 0, 0)
+    loader = demo_cfg.train_dataloader.to_dict()
+    assert loader['num_workers'] == 'auto' and loader['persistent_workers']
+    fixed = dict(loader, num_workers=3)
+    assert resolve_auto_workers(fixed) is fixed  # a number is left alone
+    inline = resolve_auto_workers(loader, threads=2)
+    assert (inline['num_workers'], inline['persistent_workers']) == (0, False)
+    assert loader['num_workers'] == 'auto'  # the config itself is not changed
+    before = torch.get_num_threads()
+    try:
+        for threads, workers in ((1, 1), (2, 0)):
+            torch.set_num_threads(threads)
+            built = CLIPRunner.build_dataloader(dict(loader, dataset=dict(loader['dataset'], indices=128)), seed=0)
+            assert built.num_workers == workers
+            batch = next(iter(built))
+            assert batch['inputs'].shape == (64, 3, 64, 64) and batch['text_ids'].shape == (64, 32)
+    finally:
+        torch.set_num_threads(before)
