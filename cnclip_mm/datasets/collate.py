@@ -22,6 +22,11 @@ def clip_collate(data_batch: Sequence[dict]) -> dict:
     samples that have them (moved out of those samples; ``text_slots`` says whose rows they are), or
     is ``None``. :class:`~cnclip_mm.models.CLIPDataPreprocessor` reads either form.
     """
+    for index, item in enumerate(data_batch):
+        if not isinstance(item, dict) or not {'inputs', 'data_samples'} <= item.keys():
+            got = sorted(item) if isinstance(item, dict) else type(item).__name__
+            raise ValueError(f'clip_collate: batch item {index} is {got}, not the '
+                             "{'inputs', 'data_samples'} of PackCLIPInputs (end the pipeline with it)")
     images = [item['inputs'] for item in data_batch]
     samples = [item['data_samples'] for item in data_batch]
     if images and all(isinstance(img, torch.Tensor) for img in images) \

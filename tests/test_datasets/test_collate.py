@@ -82,6 +82,8 @@ def test_unequal_images_stay_a_list_and_unequal_ids_are_an_error():
     assert isinstance(clip_collate(items)['inputs'], list)
     with pytest.raises(ValueError, match=r'token id rows of different lengths \[3, 4\]'):
         clip_collate([_item(ids=[101, 5, 102]), _item(ids=[101, 5, 5, 102])])
+    with pytest.raises(ValueError, match=r"batch item 1 is \['img', 'text'\], not the .* of PackCLIPInputs"):
+        clip_collate([_item(ids=[101, 5, 102]), dict(img=None, text='x')])
 
 
 def test_worker_batches_equal_inline_batches(demo_cfg):
