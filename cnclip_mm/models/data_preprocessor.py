@@ -64,6 +64,7 @@ class CLIPDataPreprocessor(BaseDataPreprocessor):
         inputs = dict(images=images, image_slots=image_slots, text_ids=text_ids, text_slots=text_slots)
         return dict(inputs=inputs, data_samples=samples)
 
+
 def batch_inputs(images: Optional[torch.Tensor] = None, text_ids: Optional[torch.Tensor] = None) -> dict:
     """Build model inputs by hand (already normalised images and/or token ids), one sample per row."""
     return dict(

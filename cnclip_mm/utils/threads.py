@@ -88,10 +88,10 @@ def auto_workers(threads: int) -> int:
     """``num_workers='auto'``: 0 (load in the main process) with 2+ intra-op threads, else 1.
 
     Why (tools/run_demo.py on 2 cores, docs/speed.md): on a quiet machine the second core is worth
-    more to the matmuls than to a loader process beside one thread (51 vs 60 s of training); with
+    more to the matmuls than to a loader process beside one thread (54 vs 60 s of training); with
     other jobs holding the cores, one thread is all the main process gets, and a worker is a
     process of its own that the scheduler gives its own share, so loading overlaps compute instead
-    of queueing behind it (155 vs 200 s).
+    of queueing behind it (157 vs 200 s with 4 busy processes).
     """
     return 0 if threads >= 2 else 1
 
