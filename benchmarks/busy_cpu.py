@@ -105,8 +105,9 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     if args.child:
         print(json.dumps(_case(args.child, args.iters, args.data)))
         return {}
-    print(f'demo-sized training ({"demo set through its dataloader" if args.data else "random data"}), {args.iters} iterations per case, {args.reps} reps, {os.cpu_count()} CPUs, '
-          f'load average before start: {os.getloadavg()[0]:.1f}')
+    source = 'demo set through its dataloader' if args.data else 'random data'
+    print(f'demo-sized training ({source}), {args.iters} iterations per case, {args.reps} reps, '
+          f'{os.cpu_count()} CPUs, load average before start: {os.getloadavg()[0]:.1f}')
     results: Dict[str, Dict[str, List[float]]] = {}
     threads: Dict[str, int] = {}
     for condition in ('quiet', 'busy'):

@@ -110,9 +110,9 @@ def resolve_auto_workers(loader_cfg: dict, threads: Optional[int] = None) -> dic
     if not workers:
         resolved['persistent_workers'] = False
     from mmengine.logging import print_log
-    print_log(f'dataloader num_workers auto -> {workers} (' + (
-        f'{threads} intra-op threads: loading in the main process' if not workers else
-        f'{threads} intra-op thread: loading in a worker process beside it') + ')', logger='current')
+    where = 'in a worker process beside it' if workers else 'in the main process'
+    print_log(f'dataloader num_workers auto -> {workers} ({threads} intra-op thread{"s" if threads > 1 else ""}: '
+              f'loading {where})', logger='current')
     return resolved
 
 
