@@ -7,6 +7,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from cnclip_mm.registry import RUNNERS
+from cnclip_mm.utils.gc_freeze import frozen_heap
 
 from .atomic_io import commit_file
 from .dist_env import init_cpu_process_group
@@ -25,11 +26,15 @@ class CLIPRunnerMixin:
 
     ``load_from`` may also name a work dir's ``last_checkpoint`` file (written by ``CheckpointHook``):
     the checkpoint it points to is loaded, so stage-2 configs need not know stage 1's file names.
+
+    ``gc_freeze=True`` (default): ``train`` / ``val`` / ``test`` run with the objects alive at their
+    start exempt from the cyclic garbage collector (:func:`cnclip_mm.utils.gc_freeze.frozen_heap`).
     """
 
     reset_optimizer = False
     reset_data_offset = False
     load_strict = True
+    gc_freeze = True
 
     def setup_env(self, env_cfg: dict) -> None:
         init_cpu_process_group(self.launcher, env_cfg)
@@ -47,7 +52,20 @@ class CLIPRunnerMixin:
         runner.reset_optimizer = bool(cfg.get('reset_optimizer', False))
         runner.reset_data_offset = bool(cfg.get('reset_data_offset', False))
         runner.load_strict = bool(cfg.get('load_strict', True))
+        runner.gc_freeze = bool(cfg.get('gc_freeze', True))
         return runner
+
+    def train(self):
+        with frozen_heap(self.gc_freeze):
+            return super().train()
+
+    def val(self):
+        with frozen_heap(self.gc_freeze):
+            return super().val()
+
+    def test(self):
+        with frozen_heap(self.gc_freeze):
+            return super().test()
 
     def load_checkpoint(self, filename: str, map_location='cpu', strict: Optional[bool] = None,
                         revise_keys=None):
