@@ -129,6 +129,24 @@ def test_tokenize_text_and_truncation(vocab_file, monkeypatch):
     assert 'text_ids' not in tok(dict(image_id=1))
 
 
+def test_tokenize_text_cache(vocab_file, monkeypatch):
+    monkeypatch.setattr('cnclip_mm.datasets.transforms.text.print_log', lambda *a, **kw: None)
+    cfg = dict(type='ChineseTokenizer', vocab_file=vocab_file)
+    cached, plain = TokenizeText(cfg, context_length=8, cache_size=2), TokenizeText(cfg, context_length=8, cache_size=0)
+    calls = []
+    encode = cached.tokenizer.encode
+    monkeypatch.setattr(cached.tokenizer, 'encode', lambda *a, **kw: calls.append(a[0]) or encode(*a, **kw))
+    texts = ['一只猫', '一二三四五六七八九十', '一只狗', '一只猫', '一二三四五六七八九十', '一只狗']
+    outs = [cached(dict(text=t))['text_ids'] for t in texts]
+    for text, ids in zip(texts, outs):
+        assert ids.dtype == torch.long and torch.equal(ids, plain(dict(text=text))['text_ids'])
+    assert calls == ['一只猫', '一二三四五六七八九十', '一只狗', '一只狗']  # two kept, the third never
+    assert len(cached._cache) == 2 and plain._cache == {}
+    assert cached.num_truncated == plain.num_truncated == 2  # a cached truncated caption still counts
+    outs[3][0] = -1  # each result is its own tensor: the cache is not written through
+    assert cached(dict(text='一只猫'))['text_ids'][0] == 101
+
+
 def test_pack_clip_inputs():
     packed = PackCLIPInputs()(dict(img=noise(4, 6), image_id=7, text='猫', text_ids=torch.tensor([101, 102]),
                                    gt_label=3, source='ignored'))

@@ -7,6 +7,7 @@ from mmengine.model import BaseModule
 from cnclip_mm.registry import MODELS
 
 from ..backbones.utils import resolve_arch, set_requires_grad
+from ..dropout import use_fast_dropout
 from .packed_bert import can_pack, packed_cls_state
 
 
@@ -23,6 +24,9 @@ class ChineseBertEncoder(BaseModule):
         pad_token_id: id whose positions are masked out of attention.
         grad_checkpointing: recompute each layer in backward to save memory.
         bucket_size: rows per length bucket when encoding large batches without autograd.
+        fast_dropout: BERT's dropouts (hidden states and attention probabilities) draw their masks
+            with :mod:`cnclip_mm.models.dropout` where torch samples them serially (CPUs other than
+            Intel); the same distribution, other masks than torch's. ``False``: torch's dropout.
     """
 
     arch_zoo = {
@@ -33,7 +37,7 @@ class ChineseBertEncoder(BaseModule):
 
     def __init__(self, arch: Union[str, dict] = 'base', vocab_size: int = 21128,
                  pretrained: Optional[str] = None, pad_token_id: int = 0,
-                 grad_checkpointing: bool = False, bucket_size: int = 32,
+                 grad_checkpointing: bool = False, bucket_size: int = 32, fast_dropout: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         from transformers import BertConfig, BertModel
@@ -56,6 +60,8 @@ class ChineseBertEncoder(BaseModule):
             fields.update(resolve_arch(self.arch_zoo, arch, ('hidden_size', 'num_hidden_layers',
                                                              'num_attention_heads')))
             self.bert = BertModel(BertConfig(**fields), add_pooling_layer=False)
+        if fast_dropout:
+            use_fast_dropout(self.bert)
         self.set_grad_checkpointing(grad_checkpointing)
 
     @property

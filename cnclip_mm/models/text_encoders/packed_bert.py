@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..dropout import Dropout, dropout, uses_fast_masks
+
 
 def can_pack(bert: nn.Module, mask: torch.Tensor) -> bool:
     """Whether :func:`packed_cls_state` computes what ``bert`` would for a batch with this ``mask``.
@@ -75,19 +77,32 @@ def _layer(layer: nn.Module, hidden: torch.Tensor, rows, key_mask, shape, querie
             x = x.new_zeros(n * length, x.shape[-1]).index_copy_(0, rows, x)
         return x.view(n, length, parts, heads, dim).permute(2, 0, 3, 1, 4)
 
-    dropout = attn.dropout.p if attn.training else 0.0  # BertSelfAttention's rule
     scale = dim ** -0.5
     if queries is None:
         q, k, v = padded(torch.cat([attn.query(hidden), attn.key(hidden), attn.value(hidden)], -1), 3)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=dropout, scale=scale)
-        out = out.transpose(1, 2).reshape(n * length, heads * dim)
+        out = _attend(attn, q, k, v, key_mask, scale).transpose(1, 2).reshape(n * length, heads * dim)
         context = out if rows is None else out.index_select(0, rows)
         residual = hidden
     else:
         residual = hidden.index_select(0, queries)
         k, v = padded(torch.cat([attn.key(hidden), attn.value(hidden)], -1), 2)
         q = attn.query(residual).view(n, 1, heads, dim).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=dropout, scale=scale)
-        context = out.reshape(n, heads * dim)
+        context = _attend(attn, q, k, v, key_mask, scale).reshape(n, heads * dim)
     x = layer.attention.output(context, residual)  # dense, dropout, LayerNorm(. + residual)
     return layer.output(layer.intermediate(x), x)
+
+
+def _attend(attn: nn.Module, q, k, v, key_mask, scale: float) -> torch.Tensor:
+    """Scaled dot-product attention with ``BertSelfAttention``'s dropout on the probabilities.
+
+    When that dropout is the encoder's fast one (:class:`cnclip_mm.models.dropout.Dropout`) and
+    draws its own masks here, the math is written out (what SDPA runs on CPU with dropout anyway)
+    so that the probabilities go through it; otherwise SDPA draws torch's masks.
+    """
+    p = attn.dropout.p if attn.training else 0.0  # BertSelfAttention's rule
+    if p == 0 or not isinstance(attn.dropout, Dropout) or not uses_fast_masks(q):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=p, scale=scale)
+    scores = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
+    if key_mask is not None:
+        scores = scores.masked_fill(~key_mask, float('-inf'))
+    return torch.matmul(dropout(scores.softmax(-1), p), v)
