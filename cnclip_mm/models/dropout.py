@@ -9,7 +9,6 @@ from torch's default generator seeds a NumPy SFC64 stream, and each element keep
 is a function of torch's generator state, so ``torch.manual_seed`` and the RNG state saved with a
 checkpoint reproduce it; the masks differ from torch's own, as MKL's differ from the serial path's.
 """
-import functools
 import math
 import platform
 from typing import Optional
@@ -42,11 +41,10 @@ def _cpu_vendor() -> str:
     return 'GenuineIntel' if 'Intel' in platform.processor() else platform.processor()
 
 
-@functools.cache
-def _serial_here() -> bool:
-    return torch_mask_is_serial()
+SERIAL_SAMPLING = torch_mask_is_serial()  # this machine, read once
 
 
+@torch.compiler.disable  # run as Python under torch.compile too: compiled and eager draw the same masks
 def keep_mask(shape, p: float) -> torch.Tensor:
     """A bool CPU tensor of ``shape``, each element True with probability ``1 - p`` (to 2**-32)."""
     threshold = math.ceil(p * _TWO_32)
@@ -75,9 +73,8 @@ class _MaskAndScale(torch.autograd.Function):
 
 def uses_fast_masks(x: torch.Tensor) -> bool:
     """Whether :func:`dropout` draws its own mask for ``x``: a CPU tensor where torch samples serially,
-    outside tracing and ``torch.compile`` (which keep torch's op in their graphs)."""
-    return (x.device.type == 'cpu' and _serial_here() and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling())
+    outside tracing (exports keep torch's op)."""
+    return x.device.type == 'cpu' and SERIAL_SAMPLING and not torch.jit.is_tracing()
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:

@@ -13,7 +13,7 @@ from cnclip_mm.models.text_encoders.packed_bert import _attend
 @pytest.fixture
 def fast_masks(monkeypatch):
     """Take the fast path whatever the CPU (torch samples serially on the AMD test machines anyway)."""
-    monkeypatch.setattr(fast, '_serial_here', lambda: True)
+    monkeypatch.setattr(fast, 'SERIAL_SAMPLING', True)
 
 
 @pytest.mark.parametrize('p', [0.1, 0.5])
