@@ -44,7 +44,7 @@ def run(reps: int) -> List[Dict]:
             for name in (('torch', 'ours') if rep % 2 == 0 else ('ours', 'torch')):
                 times[name].append(_time(forms[name], x))
         rate = (_ours(x, P, True) == 0).float().mean().item()
-        t, o = (min(times['torch']), statistics.median(times['torch'])), (min(times['ours']), statistics.median(times['ours']))
+        t, o = ((min(times[k]), statistics.median(times[k])) for k in ('torch', 'ours'))
         rows.append(dict(shape=label, torch=t, ours=o, rate=rate))
         print(f'| {label} | {t[0]:.3f} / {t[1]:.3f} | {o[0]:.3f} / {o[1]:.3f} | {t[0] / o[0]:.2f} | {rate:.4f} |',
               flush=True)

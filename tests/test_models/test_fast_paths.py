@@ -3,6 +3,7 @@ import copy
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.registry import init_default_scope
@@ -231,3 +232,17 @@ def test_packed_text_tower_trains_with_dropout_and_checkpointing(monkeypatch):
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
     torch.testing.assert_close(bert(ids), _bert_model_cls(bert, ids), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('tokens', [17, 150])  # written out / SDPA (vit.SHORT_ATTENTION = 100)
+def test_vit_attention_matches_sdpa(tokens):
+    from cnclip_mm.models.backbones import vit
+    g = torch.Generator().manual_seed(tokens)
+    q, k, v = (torch.randn(2, 3, tokens, 16, generator=g, requires_grad=True) for _ in range(3))
+    grad = torch.randn(2, 3, tokens, 16, generator=g)
+    ours = torch.autograd.grad(vit.attention(q, k, v), (q, k, v), grad)
+    ref = torch.autograd.grad(F.scaled_dot_product_attention(q, k, v), (q, k, v), grad)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(vit.attention(q, k, v), F.scaled_dot_product_attention(q, k, v),
+                               atol=1e-6, rtol=1e-5)

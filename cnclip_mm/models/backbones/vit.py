@@ -13,14 +13,15 @@ from .utils import LockableTower, resize_pos_embed, resolve_arch
 
 QUICK_GELU_ALPHA = 1.702
 # Up to this many keys, attention on CPU runs as two matmuls and a softmax: CPU flash attention's
-# per-block overhead costs more there (benchmarks/attention.py), from ~100 keys on it wins.
+# per-block overhead costs more there. The two are even at ~200 keys (benchmarks/attention.py); the
+# bound stays lower because the written-out form keeps the probabilities for backward.
 SHORT_ATTENTION = 100
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """``F.scaled_dot_product_attention(q, k, v)`` (no mask, no dropout), fastest form for the length.
 
-    Short sequences on CPU (the demo's 17 tokens: forward + backward 1.4 instead of 2.6 ms a layer)
+    Short sequences on CPU (the demo's 17 tokens: forward + backward 1.0 instead of 2.2 ms a layer)
     keep the probabilities for backward, ``[N, heads, L, L]``, as flash attention does not; at most
     ``SHORT_ATTENTION`` keys that is little more than one activation. Exports keep SDPA.
     """
