@@ -83,6 +83,15 @@ def test_random_resized_crop():
     assert (boxes[:, 2] <= 64).all() and (boxes[:, 3] <= 64).all()
     # No draw can fit: the largest centre crop with an aspect in range.
     assert RandomResizedCrop(scale=32, crop_scale=(1.0, 1.0), ratio=(2.0, 3.0)).get_box(64, 64) == (0, 16, 64, 48)
+    # The official crop (torchvision's resized_crop under timm): crop, then resize the crop; the filter
+    # stops at the crop's edges (Pillow's resize(box=...) would weigh the pixels outside it).
+    np.random.seed(3)
+    box = crop.get_box(40, 60)
+    np.random.seed(3)
+    expected = Image.fromarray(img).crop(box).resize((32, 32), Image.BICUBIC)
+    assert np.array_equal(crop(dict(img=img))['img'], np.asarray(expected))
+    assert not np.array_equal(np.asarray(expected), np.asarray(Image.fromarray(img).resize((32, 32), Image.BICUBIC,
+                                                                                         box=box)))
     # a crop of the whole image is exactly the official resize
     whole = RandomResizedCrop(scale=32, crop_scale=(1.0, 1.0), ratio=(1.5, 1.5))
     assert np.array_equal(whole(dict(img=img))['img'], ResizeExact(32)(dict(img=img))['img'])

@@ -30,9 +30,14 @@ def rgb_array(img: Image.Image) -> np.ndarray:
 def resize_then_rgb(results: dict, size, resample, box=None) -> np.ndarray:
     """Resize ``img_pil`` (the decoded image in its own mode) when present, else ``img``; then RGB.
 
-    ``img_pil`` is consumed: only the first resize after ``LoadImage`` sees the original mode.
+    ``img_pil`` is consumed: only the first resize after ``LoadImage`` sees the original mode. A
+    ``box`` is cropped first and the crop resized, as torchvision's ``resized_crop`` (behind timm's
+    random-resized crop in the official training transform) does: the filter stops at the crop's
+    edges, where ``resize(box=...)`` would also weigh the pixels outside it.
     """
     source = results.pop('img_pil', None)
     if source is None:
         source = Image.fromarray(results['img'])
-    return rgb_array(source.resize(size, resample, box=box))
+    if box is not None:
+        source = source.crop(box)
+    return rgb_array(source.resize(size, resample))

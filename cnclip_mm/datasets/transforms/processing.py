@@ -60,8 +60,9 @@ class RandomResizedCrop(BaseTransform):
     """Crop a random area/aspect box and resize it to ``scale`` (training augmentation).
 
     The box covers a fraction in ``crop_scale`` of the image area with a log-uniform aspect ratio
-    in ``ratio``; after 10 failed draws a centre crop is used. The crop and the resize are one
-    Pillow bicubic resample, in the decoded image's own mode, then ``convert('RGB')`` (official order).
+    in ``ratio``; after 10 failed draws a centre crop is used. The box is cropped, then resized with
+    Pillow (bicubic) in the decoded image's own mode, then ``convert('RGB')``: the pixels of
+    torchvision's ``resized_crop`` in the official (timm) training transform, in its order.
 
     Args:
         scale: Output size, an int for (r, r) or (width, height).
