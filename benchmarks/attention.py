@@ -22,16 +22,12 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from cnclip_mm.models.backbones import vit  # noqa: E402
+from cnclip_mm.models.backbones.utils import written_out_attention  # noqa: E402
 
 # (batch, heads, tokens, head dim): the demo's tiny tower at 64 px, then B/16-wide attention over
 # lengths around the bound, B/16 at 224 px (197 tokens) and L/14 at 224 px (257).
 SHAPES = [(64, 4, 17, 32), (8, 12, 50, 64), (8, 12, 100, 64), (8, 12, 128, 64), (8, 12, 197, 64),
           (8, 16, 257, 64)]
-
-
-def _written_out(q, k, v):
-    scores = torch.matmul(q, k.transpose(-2, -1)).mul_(q.shape[-1] ** -0.5)
-    return torch.matmul(scores.softmax(-1), v)
 
 
 def _time(fn, qkv: torch.Tensor, grad: torch.Tensor) -> float:
@@ -48,14 +44,14 @@ def run(reps: int) -> List[Dict]:
         g = torch.Generator().manual_seed(0)
         qkv = torch.randn(3, *shape, generator=g)
         grad = torch.randn(*shape, generator=g)
-        forms = {'sdpa': F.scaled_dot_product_attention, 'written': _written_out}
+        forms = {'sdpa': F.scaled_dot_product_attention, 'written': written_out_attention}
         times = {name: [] for name in forms}
         for fn in forms.values():
             _time(fn, qkv, grad)  # warm-up
         for rep in range(reps):
             for name in (('sdpa', 'written') if rep % 2 == 0 else ('written', 'sdpa')):
                 times[name].append(_time(forms[name], qkv, grad))
-        diff = (F.scaled_dot_product_attention(*qkv) - _written_out(*qkv)).abs().max().item()
+        diff = (F.scaled_dot_product_attention(*qkv) - written_out_attention(*qkv)).abs().max().item()
         row = dict(shape=shape, diff=diff, **{k: (min(v), statistics.median(v)) for k, v in times.items()})
         rows.append(row)
         s, w = row['sdpa'], row['written']

@@ -1,6 +1,6 @@
 """Helpers shared by the image towers."""
 import math
-from typing import Iterable, List, Union
+from typing import Callable, Iterable, List, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,19 @@ def resize_pos_embed(pos_embed: torch.Tensor, num_tokens: int) -> torch.Tensor:
     grid_pos = F.interpolate(grid_pos, size=(new_grid, new_grid), mode='bicubic', align_corners=False)
     grid_pos = grid_pos.permute(0, 2, 3, 1).reshape(new_grid * new_grid, -1).to(pos_embed.dtype)
     return torch.cat([cls_pos, grid_pos], dim=0)
+
+
+def written_out_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask=None,
+                          drop: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
+    """Scaled dot-product attention as two matmuls and a softmax (what SDPA's math path computes).
+
+    ``key_mask``: bool, True where a key may be attended; ``drop``: applied to the probabilities.
+    """
+    scores = torch.matmul(q, k.transpose(-2, -1)).mul_(q.shape[-1] ** -0.5)
+    if key_mask is not None:
+        scores = scores.masked_fill(~key_mask, float('-inf'))
+    probs = scores.softmax(-1)
+    return torch.matmul(probs if drop is None else drop(probs), v)
 
 
 def set_requires_grad(items: Iterable, flag: bool) -> None:

@@ -9,7 +9,7 @@ from torch.utils.checkpoint import checkpoint
 
 from cnclip_mm.registry import MODELS
 
-from .utils import LockableTower, resize_pos_embed, resolve_arch
+from .utils import LockableTower, resize_pos_embed, resolve_arch, written_out_attention
 
 QUICK_GELU_ALPHA = 1.702
 # Up to this many keys, attention on CPU runs as two matmuls and a softmax: CPU flash attention's
@@ -27,8 +27,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
     """
     if k.shape[-2] > SHORT_ATTENTION or q.device.type != 'cpu' or torch.jit.is_tracing():
         return F.scaled_dot_product_attention(q, k, v)
-    scores = torch.matmul(q, k.transpose(-2, -1)).mul_(q.shape[-1] ** -0.5)
-    return torch.matmul(scores.softmax(-1), v)
+    return written_out_attention(q, k, v)
 
 
 def _quick_gelu_mlp(x, w1, b1, w2, b2, inplace: bool):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..backbones.utils import written_out_attention
 from ..dropout import Dropout, dropout, uses_fast_masks
 
 
@@ -102,7 +103,4 @@ def _attend(attn: nn.Module, q, k, v, key_mask, scale: float) -> torch.Tensor:
     p = attn.dropout.p if attn.training else 0.0  # BertSelfAttention's rule
     if p == 0 or not isinstance(attn.dropout, Dropout) or not uses_fast_masks(q):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=p, scale=scale)
-    scores = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
-    if key_mask is not None:
-        scores = scores.masked_fill(~key_mask, float('-inf'))
-    return torch.matmul(dropout(scores.softmax(-1), p), v)
+    return written_out_attention(q, k, v, key_mask, drop=lambda probs: dropout(probs, p))
