@@ -112,13 +112,14 @@ class PackedSelfAttention(nn.Module):
         """Attend from every token, or from the first ``queries`` tokens only (keys: all tokens)."""
         n, length, width = x.shape
         if queries is None:
-            qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-            q, k, v = qkv.view(n, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+            q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).split(width, -1)
         else:
             q = F.linear(x[:, :queries], self.in_proj_weight[:width], self.in_proj_bias[:width])
-            q = q.view(n, queries, self.heads, -1).transpose(1, 2)
-            kv = F.linear(x, self.in_proj_weight[width:], self.in_proj_bias[width:])
-            k, v = kv.view(n, length, 2, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+            k, v = F.linear(x, self.in_proj_weight[width:], self.in_proj_bias[width:]).split(width, -1)
+        # Split on the feature axis, then per-head views: the same strides as viewing [.., 3, heads,
+        # dim] and permuting, but backward joins the three gradients with one cat instead of a
+        # stack followed by a contiguous copy of the whole q/k/v gradient.
+        q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v))
         out = attention(q, k, v)
         return self.out_proj(out.transpose(1, 2).reshape(n, q.shape[2], width))
 
