@@ -49,15 +49,27 @@ def test_vit_official_keys_and_forward():
     assert vit(torch.randn(3, 3, 32, 32)).shape == (3, 16)
 
 
-def test_vit_attention_matches_torch_mha():
-    vit = tiny_vit().eval()
-    block = vit.transformer.resblocks[0]
+@pytest.mark.parametrize('length', [17, 150])  # written out (<= SHORT_ATTENTION keys) and SDPA
+def test_vit_attention_matches_torch_mha(length):
+    vit = tiny_vit().train()
+    attn = vit.transformer.resblocks[0].attn
     mha = torch.nn.MultiheadAttention(32, 2, batch_first=True)
-    mha.in_proj_weight.data.copy_(block.attn.in_proj_weight)
-    mha.in_proj_bias.data.copy_(block.attn.in_proj_bias)
-    mha.out_proj.load_state_dict(block.attn.out_proj.state_dict())
-    x = torch.randn(2, 17, 32)
-    assert torch.allclose(block.attn(x), mha(x, x, x, need_weights=False)[0], atol=1e-6)
+    mha.in_proj_weight.data.copy_(attn.in_proj_weight)
+    mha.in_proj_bias.data.copy_(attn.in_proj_bias)
+    mha.out_proj.load_state_dict(attn.out_proj.state_dict())
+    x = torch.randn(2, length, 32)
+    grad = torch.randn(2, length, 32)
+    results = []
+    for fn in (attn, lambda t: mha(t, t, t, need_weights=False)[0]):
+        xi = x.clone().requires_grad_()
+        out = fn(xi)
+        out.backward(grad)
+        owner = attn if fn is attn else mha
+        results.append((out.detach(), xi.grad, owner.in_proj_weight.grad, owner.in_proj_bias.grad))
+    for ours, ref in zip(*results):  # output, then gradients of the input and of the packed q/k/v projection
+        torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():  # the last block's class-token-only path: the first query's row of the same attention
+        torch.testing.assert_close(attn(x, queries=1), results[1][0][:, :1], atol=1e-5, rtol=1e-5)
 
 
 def test_grad_checkpointing_same_output_and_grads():
