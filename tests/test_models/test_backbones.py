@@ -60,11 +60,10 @@ def test_vit_attention_matches_torch_mha(length):
     x = torch.randn(2, length, 32)
     grad = torch.randn(2, length, 32)
     results = []
-    for fn in (attn, lambda t: mha(t, t, t, need_weights=False)[0]):
+    for fn, owner in ((attn, attn), (lambda t: mha(t, t, t, need_weights=False)[0], mha)):
         xi = x.clone().requires_grad_()
         out = fn(xi)
         out.backward(grad)
-        owner = attn if fn is attn else mha
         results.append((out.detach(), xi.grad, owner.in_proj_weight.grad, owner.in_proj_bias.grad))
     for ours, ref in zip(*results):  # output, then gradients of the input and of the packed q/k/v projection
         torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
