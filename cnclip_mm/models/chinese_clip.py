@@ -103,8 +103,13 @@ class ChineseCLIP(BaseModel):
 
     def _features(self, inputs: dict):
         images, text_ids = inputs.get('images'), inputs.get('text_ids')
-        image_feats = self.extract_image_feat(images) if images is not None else None
+        # Texts first: backward runs the image tower first (autograd starts from the nodes made
+        # last), which frees more activation memory than its gradients take, so the text tower's
+        # gradients land in memory already held instead of growing the peak (ViT-B/16 + RoBERTa-base,
+        # batch 8: ~300 MiB lower, docs/speed.md). The image tower draws no random numbers, so the
+        # results are the same in either order.
         text_feats = self.extract_text_feat(text_ids) if text_ids is not None else None
+        image_feats = self.extract_image_feat(images) if images is not None else None
         return image_feats, text_feats
 
     def loss(self, inputs: dict, data_samples: Optional[List[DataSample]] = None) -> dict:

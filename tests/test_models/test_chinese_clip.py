@@ -57,6 +57,22 @@ def test_loss_mode(model):
     assert torch.allclose(out['logit_scale'], torch.tensor(1 / 0.07), atol=1e-3)
 
 
+def test_loss_backward_finishes_the_image_tower_before_the_text_tower(model):
+    """The text tower's gradients are made last, in the memory the image tower's backward freed."""
+    _, _, data = paired_batch(model, ['红色圆形', '蓝色方形', '绿色三角形'])
+    order = []
+    towers = dict(image=model.image_encoder, text=model.text_encoder)
+    for name, tower in towers.items():
+        for param in tower.parameters():
+            param.register_post_accumulate_grad_hook(lambda _, name=name: order.append(name))
+    model.train()
+    model(**data, mode='loss')['loss'].backward()
+    counts = {name: sum(1 for p in tower.parameters() if p.grad is not None)
+              for name, tower in towers.items()}
+    assert counts['image'] > 0 and counts['text'] > 0
+    assert order == ['image'] * counts['image'] + ['text'] * counts['text']
+
+
 def test_predict_mixed_image_and_text_items(model):
     image = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
     text_sample = DataSample(metainfo=dict(text_id=7, gt_image_ids=[1]))
