@@ -73,6 +73,30 @@ def test_loss_backward_finishes_the_image_tower_before_the_text_tower(model):
     assert order == ['image'] * counts['image'] + ['text'] * counts['text']
 
 
+def test_encoding_order_leaves_loss_and_gradients_unchanged(model):
+    """Training mode, text dropout on: encoding the images first gives the same numbers."""
+    _, _, data = paired_batch(model, ['红色圆形', '蓝色方形', '绿色三角形'])
+    model.train()
+    inputs = data['inputs']
+
+    def loss_and_grads(image_first: bool):
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(3)
+        if image_first:
+            image_feats = model.extract_image_feat(inputs['images'])
+            text_feats = model.extract_text_feat(inputs['text_ids'])
+            loss = model.loss_module(image_feats, text_feats, model.logit_scale)
+        else:
+            loss = model(**data, mode='loss')['loss']
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    loss, grads = loss_and_grads(False)
+    ref_loss, ref_grads = loss_and_grads(True)
+    assert torch.equal(loss, ref_loss) and len(grads) == len(ref_grads) > 0
+    assert all(torch.equal(g, r) for g, r in zip(grads, ref_grads))
+
+
 def test_predict_mixed_image_and_text_items(model):
     image = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
     text_sample = DataSample(metainfo=dict(text_id=7, gt_image_ids=[1]))
