@@ -5,9 +5,16 @@ autocast (``--grad-ckpt``: also with gradient checkpointing). Both models hold t
 converted with ``cnclip_mm.models.converters.hf.mm_to_hf``). One step = forward, symmetric
 contrastive loss, backward, AdamW step (ours with the flags of the default schedule: fused, through
 the optimizer wrapper the runner builds: ``AutocastOptimWrapper`` for bf16, as ``tools/train.py --amp``
-gives on CPU; HF with torch's defaults and plain ``torch.autocast``). Timing: both models in one process, steps alternating A/B, min and median, ratio
-of the minimums. Peak memory: a fresh process per side, the rise of the resident-set high-water mark
-over two steps after a warm-up (reset through /proc/self/clear_refs).
+gives on CPU; HF with torch's defaults and plain ``torch.autocast``).
+
+Each implementation runs in a process of its own, as it would for a user: process-wide state (glibc's
+heap, what one model freed and the other reuses) stays apart. Three processes: ours as the runner
+trains (freed memory kept in the process, :mod:`cnclip_mm.utils.freed_memory`), ours without that
+(``keep_freed_memory=False``: the same model code under glibc's defaults, like HF) and HF. Steps
+alternate between the processes, one running at a time, the order rotating every repetition; min
+and median, ratios of the minimums. Peak memory: each process's resident-set high-water mark over
+all its steps (warm-up included, so optimizer state and gradients count, the same for both models)
+above its size before the first step.
 
     python benchmarks/train_step.py [--reps 5] [--batch 8] [--threads N] [--dtypes fp32,bf16]
 
@@ -95,11 +102,11 @@ def _config_optimizer_flags() -> dict:
     return {k: v for k, v in cfg.optim_wrapper.optimizer.items() if k in ('fused', 'foreach')}
 
 
-def _setup(impl: str, dtype: str, ckpt: bool, batch: int, model=None):
-    """A model (built, or ``model`` reused), its AdamW and a step function returning the loss."""
-    if model is None:
-        ours = _build_ours()
-        model = ours if impl == 'ours' else _build_hf(ours)
+def _setup(impl: str, dtype: str, ckpt: bool, batch: int):
+    """A model, its AdamW and a step function returning the loss."""
+    ours = _build_ours()
+    model = ours if impl == 'ours' else _build_hf(ours)
+    del ours
     model.train()
     if ckpt:
         if impl == 'ours':
@@ -140,44 +147,54 @@ def _setup(impl: str, dtype: str, ckpt: bool, batch: int, model=None):
     return model, step
 
 
-def _timing(dtype: str, ckpt: bool, reps: int, batch: int, threads: int, queue) -> None:
-    """Both implementations in one process, steps alternating A/B (order swapped every repetition)."""
+IMPLS = ('ours', 'ours-plain', 'hf')  # ours as the runner trains; ours under glibc's defaults; HF
+
+
+def _worker(impl: str, dtype: str, ckpt: bool, batch: int, threads: int, conn) -> None:
+    """One implementation in its own process: a step per ``'step'`` received (its ms sent back), then the
+    peak memory rise on ``'stop'``."""
+    from cnclip_mm.utils.freed_memory import _glibc, keep_freed_memory
     torch.set_num_threads(threads)
-    ours, ours_step = _setup('ours', dtype, ckpt, batch)
-    _, hf_step = _setup('hf', dtype, ckpt, batch, model=_build_hf(ours))
-    steps = {'ours': ours_step, 'hf': hf_step}
-    for fn in steps.values():
-        fn()  # warm-up: allocator, optimizer state
-    times = {'ours': [], 'hf': []}
-    for rep in range(reps):
-        for key in (('ours', 'hf') if rep % 2 == 0 else ('hf', 'ours')):
+    _, step = _setup('hf' if impl == 'hf' else 'ours', dtype, ckpt, batch)
+    libc = _glibc()
+    if libc is not None:  # what building left free (HF's side converted from our model) goes back first
+        libc.malloc_trim(0)
+    with keep_freed_memory(impl == 'ours', logger=None):
+        _reset_hwm()
+        base = _hwm_kib()
+        step()  # warm-up: allocator, optimizer state
+        conn.send('ready')
+        while conn.recv() == 'step':
             start = time.perf_counter()
-            steps[key]()
-            times[key].append((time.perf_counter() - start) * 1000)
-    queue.put({key: (min(v), statistics.median(v)) for key, v in times.items()})
+            step()
+            conn.send((time.perf_counter() - start) * 1000)
+        conn.send((_hwm_kib() - base) / 1024)
 
 
-def _memory(impl: str, dtype: str, ckpt: bool, batch: int, threads: int, queue) -> None:
-    """Peak resident-memory rise over two steps after a warm-up, one implementation per process."""
-    torch.set_num_threads(threads)
-    _, step = _setup(impl, dtype, ckpt, batch)
-    step()
-    base = _hwm_kib()
-    _reset_hwm()
-    base = min(base, _hwm_kib())
-    for _ in range(2):
-        step()
-    queue.put((_hwm_kib() - base) / 1024)
-
-
-def _in_process(target, *args):
+def _timing(dtype: str, ckpt: bool, reps: int, batch: int, threads: int) -> Dict:
+    """A process per implementation; steps alternate between them (one running at a time), the order
+    rotating every repetition."""
     ctx = mp.get_context('spawn')
-    queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
+    procs, conns = {}, {}
+    for impl in IMPLS:
+        conns[impl], child = ctx.Pipe()
+        procs[impl] = ctx.Process(target=_worker, args=(impl, dtype, ckpt, batch, threads, child))
+        procs[impl].start()
+        if conns[impl].recv() != 'ready':  # built and warmed up one after another, not side by side
+            raise RuntimeError(f'{impl} worker did not start')
+    times = {impl: [] for impl in IMPLS}
+    for rep in range(reps):
+        for i in range(len(IMPLS)):
+            impl = IMPLS[(rep + i) % len(IMPLS)]
+            conns[impl].send('step')
+            times[impl].append(conns[impl].recv())
+    row = {impl: (min(v), statistics.median(v)) for impl, v in times.items()}
+    row['peak'] = {}
+    for impl in IMPLS:
+        conns[impl].send('stop')
+        row['peak'][impl] = conns[impl].recv()
+        procs[impl].join()
+    return row
 
 
 def _same_loss_check() -> float:
@@ -195,18 +212,17 @@ def run(reps: int, batch: int, threads: int, dtypes=('fp32', 'bf16'), ckpts=(Fal
     rows = []
     for dtype in dtypes:
         for ckpt in ckpts:
-            row = dict(dtype=dtype, ckpt=ckpt, **_in_process(_timing, dtype, ckpt, reps, batch, threads))
-            row['peak'] = {impl: _in_process(_memory, impl, dtype, ckpt, batch, threads) for impl in ('ours', 'hf')}
+            row = dict(dtype=dtype, ckpt=ckpt, **_timing(dtype, ckpt, reps, batch, threads))
             rows.append(row)
             _print_row(row)
     return rows
 
 
 def _print_row(row: Dict) -> None:
-    o, h, peak = row['ours'], row['hf'], row['peak']
-    print(f"| {row['dtype']} | {'on' if row['ckpt'] else 'off'} | {o[0]:.0f} / {o[1]:.0f} | {h[0]:.0f} / {h[1]:.0f} | "
-          f"{o[0] / h[0]:.2f} | {peak['ours']:.0f} | {peak['hf']:.0f} | "
-          f"{peak['ours'] / max(peak['hf'], 1e-9):.2f} |", flush=True)
+    o, p, h, peak = row['ours'], row['ours-plain'], row['hf'], row['peak']
+    print(f"| {row['dtype']} | {'on' if row['ckpt'] else 'off'} | {o[0]:.0f} / {o[1]:.0f} | {p[0]:.0f} / {p[1]:.0f} | "
+          f"{h[0]:.0f} / {h[1]:.0f} | {o[0] / h[0]:.2f} | {p[0] / h[0]:.2f} | {peak['ours']:.0f} | "
+          f"{peak['ours-plain']:.0f} | {peak['hf']:.0f} |", flush=True)
 
 
 def main(argv: Optional[List[str]] = None) -> List[Dict]:
@@ -227,10 +243,11 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
           f'|loss(ours) - loss(HF)| with shared weights, fp32 eval: {diff:.2e}')
     if not math.isfinite(diff) or diff > 1e-4:
         raise SystemExit('the two implementations disagree: the timing comparison would be meaningless')
-    print(f'{args.reps} steps each, A/B interleaved in one process; peak memory: fresh process per side')
-    print('| dtype | grad ckpt | ours ms min / median | HF ms min / median | ours/HF (min) | ours peak MiB | '
-          'HF peak MiB | ratio |')
-    print('|---|---|---|---|---|---|---|---|')
+    print(f'{args.reps} steps each, a process per implementation, steps alternating; ours-plain: ours with '
+          'keep_freed_memory=False; peak: resident-memory rise over all steps, optimizer state included')
+    print('| dtype | grad ckpt | ours ms min / median | ours-plain ms | HF ms | ours/HF (min) | ours-plain/HF | '
+          'ours peak MiB | ours-plain peak MiB | HF peak MiB |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
     return run(args.reps, args.batch, args.threads, args.dtypes.split(','),
                (False, True) if args.grad_ckpt else (False,))
 

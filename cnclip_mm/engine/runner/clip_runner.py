@@ -7,6 +7,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from cnclip_mm.registry import RUNNERS
+from cnclip_mm.utils.freed_memory import keep_freed_memory
 from cnclip_mm.utils.gc_freeze import frozen_heap
 
 from .atomic_io import commit_file
@@ -29,12 +30,15 @@ class CLIPRunnerMixin:
 
     ``gc_freeze=True`` (default): ``train`` / ``val`` / ``test`` run with the objects alive at their
     start exempt from the cyclic garbage collector (:func:`cnclip_mm.utils.gc_freeze.frozen_heap`).
+    ``keep_freed_memory=True`` (default): ``train`` keeps memory freed by one step for the next instead
+    of handing it back to the kernel (:mod:`cnclip_mm.utils.freed_memory`).
     """
 
     reset_optimizer = False
     reset_data_offset = False
     load_strict = True
     gc_freeze = True
+    keep_freed_memory = True
 
     def setup_env(self, env_cfg: dict) -> None:
         init_cpu_process_group(self.launcher, env_cfg)
@@ -53,10 +57,11 @@ class CLIPRunnerMixin:
         runner.reset_data_offset = bool(cfg.get('reset_data_offset', False))
         runner.load_strict = bool(cfg.get('load_strict', True))
         runner.gc_freeze = bool(cfg.get('gc_freeze', True))
+        runner.keep_freed_memory = bool(cfg.get('keep_freed_memory', True))
         return runner
 
     def train(self):
-        with frozen_heap(self.gc_freeze):
+        with frozen_heap(self.gc_freeze), keep_freed_memory(self.keep_freed_memory, self.logger):
             return super().train()
 
     def val(self):
