@@ -52,6 +52,38 @@ def test_vit_class_token_only_last_block_matches_full():
     torch.testing.assert_close(vit(images), ref, atol=1e-5, rtol=1e-5)
 
 
+def test_vit_inference_writes_qkv_and_mlp_into_one_buffer_per_forward(monkeypatch):
+    from cnclip_mm.models.backbones import vit as vit_module
+    vit = _vit().eval()
+    images = torch.randn(3, 3, 32, 32)
+    handed = []
+    real = vit_module.scratch
+
+    def spy(buffers, key, rows, cols, like):
+        buf = real(buffers, key, rows, cols, like)
+        if buf is not None:
+            handed.append((key, rows, buf.data_ptr()))
+        return buf
+
+    monkeypatch.setattr(vit_module, 'scratch', spy)
+    with torch.inference_mode():
+        fast = vit(images)
+    # two full blocks: each kind of buffer made once and written by both (the last block, class token
+    # only, gets a small MLP buffer of its own)
+    full = [h for h in handed if h[1] == 3 * 17]
+    assert sorted(k for k, _, _ in full) == ['mlp', 'mlp', 'qkv', 'qkv']
+    assert len({p for k, _, p in full if k == 'qkv'}) == 1 and len({p for k, _, p in full if k == 'mlp'}) == 1
+    # bit-identical to the path without buffers, and to the autograd path
+    monkeypatch.setattr(vit_module, 'scratch', lambda *args: None)
+    with torch.inference_mode():
+        plain = vit(images)
+    assert torch.equal(fast, plain)
+    handed.clear()
+    monkeypatch.setattr(vit_module, 'scratch', spy)
+    assert torch.equal(vit(images).detach(), fast)
+    assert handed == []  # gradients on: no shared buffers
+
+
 def test_quick_gelu_mlp_matches_the_textbook_formula():
     """c_proj(h * sigmoid(1.702 h)), h = c_fc(x): values (with and without autograd) and gradients."""
     mlp = _vit().transformer.resblocks[0].mlp

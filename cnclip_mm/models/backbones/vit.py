@@ -30,11 +30,26 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
     return written_out_attention(q, k, v)
 
 
-def _quick_gelu_mlp(x, w1, b1, w2, b2, inplace: bool):
+def scratch(buffers: Optional[dict], key: str, rows: int, cols: int, like: torch.Tensor) -> Optional[torch.Tensor]:
+    """A ``[rows, cols]`` buffer that every block of one inference forward writes into (None without ``buffers``).
+
+    Why: a ViT-B/16 batch of 32 makes a 58 MB q/k/v and a 77 MB MLP hidden state in every block, above
+    glibc's 32 MB mmap ceiling, so each was a fresh mapping faulted in page by page (~400 K faults a
+    batch). One of each per forward instead.
+    """
+    if buffers is None:
+        return None
+    buf = buffers.get(key)
+    if buf is None or buf.shape != (rows, cols) or buf.dtype != like.dtype:
+        buf = buffers[key] = like.new_empty(rows, cols)
+    return buf
+
+
+def _quick_gelu_mlp(x, w1, b1, w2, b2, inplace: bool, hidden: Optional[torch.Tensor] = None):
     """``(h, silu(h), out)`` with ``h = 1.702 c_fc(x)`` and ``out = c_proj(silu(h)) / 1.702``;
-    with ``inplace`` the SiLU overwrites ``h``."""
+    with ``inplace`` the SiLU overwrites ``h``; ``hidden``: where to write ``h``."""
     a = QUICK_GELU_ALPHA
-    h = torch.addmm(b1, x, w1.t(), beta=a, alpha=a)
+    h = torch.addmm(b1, x, w1.t(), beta=a, alpha=a, out=hidden)
     s = F.silu(h, inplace=inplace)
     return h, s, torch.addmm(b2, s, w2.t(), alpha=1 / a)
 
@@ -83,7 +98,8 @@ class QuickGELUMLP(nn.Module):
         self.c_fc = nn.Linear(width, hidden)
         self.c_proj = nn.Linear(hidden, width)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, buffers: Optional[dict] = None) -> torch.Tensor:
+        """``buffers``: :func:`scratch` buffers of an inference forward."""
         shape = x.shape
         x = x.reshape(-1, shape[-1])
         params = (self.c_fc.weight, self.c_fc.bias, self.c_proj.weight, self.c_proj.bias)
@@ -92,7 +108,9 @@ class QuickGELUMLP(nn.Module):
         if needs_grad and not tracing and not torch.is_autocast_enabled(x.device.type):
             out = _QuickGELUMLPFunction.apply(x, *params)
         else:
-            out = _quick_gelu_mlp(x, *params, inplace=not (needs_grad or tracing))[2]
+            inplace = not (needs_grad or tracing)
+            hidden = scratch(buffers, 'mlp', x.shape[0], params[0].shape[0], x) if inplace else None
+            out = _quick_gelu_mlp(x, *params, inplace=inplace, hidden=hidden)[2]
         return out.view(*shape[:-1], out.shape[-1])
 
 
@@ -108,10 +126,17 @@ class PackedSelfAttention(nn.Module):
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
         self.out_proj = nn.Linear(width, width)
 
-    def forward(self, x: torch.Tensor, queries: Optional[int] = None) -> torch.Tensor:
-        """Attend from every token, or from the first ``queries`` tokens only (keys: all tokens)."""
+    def forward(self, x: torch.Tensor, queries: Optional[int] = None, buffers: Optional[dict] = None) -> torch.Tensor:
+        """Attend from every token, or from the first ``queries`` tokens only (keys: all tokens).
+
+        ``buffers`` (inference only): the q/k/v projection goes into a :func:`scratch` buffer.
+        """
         n, length, width = x.shape
-        if queries is None:
+        if queries is None and buffers is not None:
+            qkv = torch.addmm(self.in_proj_bias, x.reshape(-1, width), self.in_proj_weight.t(),
+                              out=scratch(buffers, 'qkv', n * length, 3 * width, x))
+            q, k, v = qkv.view(n, length, 3 * width).split(width, -1)
+        elif queries is None:
             q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).split(width, -1)
         else:
             q = F.linear(x[:, :queries], self.in_proj_weight[:width], self.in_proj_bias[:width])
@@ -134,15 +159,18 @@ class ResidualAttentionBlock(nn.Module):
         self.mlp = QuickGELUMLP(width, width * 4)
         self.ln_2 = nn.LayerNorm(width, eps=1e-5)
 
-    def forward(self, x: torch.Tensor, queries: Optional[int] = None) -> torch.Tensor:
-        """All tokens out, or only the first ``queries`` (what the last block owes the class token)."""
-        out = self.attn(self.ln_1(x), queries)
+    def forward(self, x: torch.Tensor, queries: Optional[int] = None, buffers: Optional[dict] = None) -> torch.Tensor:
+        """All tokens out, or only the first ``queries`` (what the last block owes the class token).
+
+        ``buffers``: :func:`scratch` buffers shared by the blocks of an inference forward.
+        """
+        out = self.attn(self.ln_1(x), queries, buffers)
         x = (x if queries is None else x[:, :queries])
         if out.requires_grad or x.requires_grad or torch.jit.is_tracing():
             x = x + out
             return x + self.mlp(self.ln_2(x))
         x = out.add_(x)  # no autograd graph: add into the fresh buffers
-        return self.mlp(self.ln_2(x)).add_(x)
+        return self.mlp(self.ln_2(x), buffers).add_(x)
 
 
 class Transformer(nn.Module):
@@ -155,12 +183,14 @@ class Transformer(nn.Module):
     def forward(self, x: torch.Tensor, queries: Optional[int] = None) -> torch.Tensor:
         """Run the blocks; with ``queries`` the last block computes only the first ``queries`` tokens."""
         last = len(self.resblocks) - 1
+        inference = not (torch.is_grad_enabled() or torch.jit.is_tracing() or torch.is_autocast_enabled(x.device.type))
+        buffers = {} if inference else None  # q/k/v and MLP buffers shared by the blocks (see scratch)
         for i, block in enumerate(self.resblocks):
             rows = queries if i == last else None
             if self.grad_checkpointing and self.training and torch.is_grad_enabled():
                 x = checkpoint(block, x, rows, use_reentrant=False)
             else:
-                x = block(x, rows)
+                x = block(x, rows, buffers)
         return x
 
 
