@@ -153,12 +153,10 @@ IMPLS = ('ours', 'ours-plain', 'hf')  # ours as the runner trains; ours under gl
 def _worker(impl: str, dtype: str, ckpt: bool, batch: int, threads: int, conn) -> None:
     """One implementation in its own process: a step per ``'step'`` received (its ms sent back), then the
     peak memory rise on ``'stop'``."""
-    from cnclip_mm.utils.freed_memory import _glibc, keep_freed_memory
+    from cnclip_mm.utils.freed_memory import hand_back, keep_freed_memory
     torch.set_num_threads(threads)
     _, step = _setup('hf' if impl == 'hf' else 'ours', dtype, ckpt, batch)
-    libc = _glibc()
-    if libc is not None:  # what building left free (HF's side converted from our model) goes back first
-        libc.malloc_trim(0)
+    hand_back()  # what building left free (HF's side converted from our model) goes back first
     with keep_freed_memory(impl == 'ours', logger=None):
         _reset_hwm()
         base = _hwm_kib()

@@ -50,6 +50,13 @@ def _apply(libc: ctypes.CDLL, settings: dict) -> None:
             raise OSError(f'glibc refused mallopt({_NAMES[param]}, {value})')
 
 
+def hand_back() -> bool:
+    """Return the free memory at the heap's top and in its holes to the kernel (``malloc_trim``); False
+    when nothing went back or the C library is not glibc."""
+    libc = _glibc()
+    return bool(libc is not None and libc.malloc_trim(ctypes.c_size_t(0)))
+
+
 def active() -> bool:
     """Whether freed memory is being kept (inside :func:`keep_freed_memory`)."""
     return _depth > 0
@@ -89,7 +96,7 @@ def keep_freed_memory(enabled: bool = True, logger: Union[str, 'logging.Logger',
     finally:
         _depth = 0
         _apply(libc, AFTER)
-        libc.malloc_trim(ctypes.c_size_t(0))
+        hand_back()
 
 
 def _log(message: str, logger) -> None:
