@@ -7,7 +7,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from cnclip_mm.registry import RUNNERS
-from cnclip_mm.utils.freed_memory import keep_freed_memory
+from cnclip_mm.utils import freed_memory
 from cnclip_mm.utils.gc_freeze import frozen_heap
 
 from .atomic_io import commit_file
@@ -61,7 +61,7 @@ class CLIPRunnerMixin:
         return runner
 
     def train(self):
-        with frozen_heap(self.gc_freeze), keep_freed_memory(self.keep_freed_memory, self.logger):
+        with frozen_heap(self.gc_freeze), freed_memory.keep_freed_memory(self.keep_freed_memory, self.logger):
             return super().train()
 
     def val(self):
