@@ -9,6 +9,7 @@ from torch.utils.checkpoint import checkpoint
 
 from cnclip_mm.registry import MODELS
 
+from .. import gemm
 from .utils import LockableTower, resize_pos_embed, resolve_arch, written_out_attention
 
 QUICK_GELU_ALPHA = 1.702
@@ -47,10 +48,19 @@ def scratch(buffers: Optional[dict], key: str, rows: int, cols: int, like: torch
 
 def _quick_gelu_mlp(x, w1, b1, w2, b2, inplace: bool, hidden: Optional[torch.Tensor] = None):
     """``(h, silu(h), out)`` with ``h = 1.702 c_fc(x)`` and ``out = c_proj(silu(h)) / 1.702``;
-    with ``inplace`` the SiLU overwrites ``h``; ``hidden``: where to write ``h``."""
+    with ``inplace`` the SiLU overwrites ``h``; ``hidden``: where to write ``h``.
+
+    On the oneDNN route (:mod:`cnclip_mm.models.gemm`; no ``alpha`` / ``beta`` there) the scalings
+    are a pass over each output instead.
+    """
     a = QUICK_GELU_ALPHA
-    h = torch.addmm(b1, x, w1.t(), beta=a, alpha=a, out=hidden)
+    if hidden is None and gemm.wants_onednn(x, w1):
+        h = gemm.onednn_product(x, w1, b1).mul_(a)
+    else:
+        h = torch.addmm(b1, x, w1.t(), beta=a, alpha=a, out=hidden)
     s = F.silu(h, inplace=inplace)
+    if gemm.wants_onednn(s, w2):
+        return h, s, gemm.onednn_product(s, w2, b2 * a).mul_(1 / a)
     return h, s, torch.addmm(b2, s, w2.t(), alpha=1 / a)
 
 
@@ -75,9 +85,9 @@ class _QuickGELUMLPFunction(torch.autograd.Function):
         need_x, need_w1, need_b1, need_w2, need_b2 = ctx.needs_input_grad
         grad_w2 = torch.mm(grad.t(), s).mul_(1 / QUICK_GELU_ALPHA) if need_w2 else None
         grad_b2 = grad.sum(0) if need_b2 else None
-        grad_z = torch.mm(grad, w2)  # the 1/a of the forward and the a of h = a z cancel
+        grad_z = gemm.data_grad(grad, w2)  # the 1/a of the forward and the a of h = a z cancel
         torch.ops.aten.silu_backward.grad_input(grad_z, h, grad_input=grad_z)  # in place: no new 4x buffer
-        grad_x = torch.mm(grad_z, w1) if need_x else None
+        grad_x = gemm.data_grad(grad_z, w1) if need_x else None
         grad_w1 = torch.mm(grad_z.t(), x) if need_w1 else None
         grad_b1 = grad_z.sum(0) if need_b1 else None
         return grad_x, grad_w1, grad_b1, grad_w2, grad_b2
@@ -109,7 +119,9 @@ class QuickGELUMLP(nn.Module):
             out = _QuickGELUMLPFunction.apply(x, *params)
         else:
             inplace = not (needs_grad or tracing)
-            hidden = scratch(buffers, 'mlp', x.shape[0], params[0].shape[0], x) if inplace else None
+            # oneDNN writes fresh outputs only (no out=), so the buffer goes with BLAS
+            buffered = inplace and not gemm.wants_onednn(x, params[0])
+            hidden = scratch(buffers, 'mlp', x.shape[0], params[0].shape[0], x) if buffered else None
             out = _quick_gelu_mlp(x, *params, inplace=inplace, hidden=hidden)[2]
         return out.view(*shape[:-1], out.shape[-1])
 
@@ -124,7 +136,7 @@ class PackedSelfAttention(nn.Module):
         self.heads = heads
         self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
-        self.out_proj = nn.Linear(width, width)
+        self.out_proj = gemm.Linear(width, width)
 
     def forward(self, x: torch.Tensor, queries: Optional[int] = None, buffers: Optional[dict] = None) -> torch.Tensor:
         """Attend from every token, or from the first ``queries`` tokens only (keys: all tokens).
@@ -132,15 +144,15 @@ class PackedSelfAttention(nn.Module):
         ``buffers`` (inference only): the q/k/v projection goes into a :func:`scratch` buffer.
         """
         n, length, width = x.shape
-        if queries is None and buffers is not None:
+        if queries is None and buffers is not None and not gemm.wants_onednn(x, self.in_proj_weight):
             qkv = torch.addmm(self.in_proj_bias, x.reshape(-1, width), self.in_proj_weight.t(),
                               out=scratch(buffers, 'qkv', n * length, 3 * width, x))
             q, k, v = qkv.view(n, length, 3 * width).split(width, -1)
         elif queries is None:
-            q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).split(width, -1)
+            q, k, v = gemm.linear(x, self.in_proj_weight, self.in_proj_bias).split(width, -1)
         else:
-            q = F.linear(x[:, :queries], self.in_proj_weight[:width], self.in_proj_bias[:width])
-            k, v = F.linear(x, self.in_proj_weight[width:], self.in_proj_bias[width:]).split(width, -1)
+            q = gemm.linear(x[:, :queries], self.in_proj_weight[:width], self.in_proj_bias[:width])
+            k, v = gemm.linear(x, self.in_proj_weight[width:], self.in_proj_bias[width:]).split(width, -1)
         # Split on the feature axis, then per-head views: the same strides as viewing [.., 3, heads,
         # dim] and permuting, but backward joins the three gradients with one cat instead of a
         # stack followed by a contiguous copy of the whole q/k/v gradient.
@@ -274,7 +286,7 @@ class CLIPVisionTransformer(LockableTower, BaseModule):
             return self.conv1(x).flatten(2).transpose(1, 2)
         gh, gw = h // p, w // p
         patches = x.reshape(n, c, gh, p, gw, p).permute(0, 2, 4, 1, 3, 5).reshape(n * gh * gw, c * p * p)
-        return F.linear(patches, self.conv1.weight.reshape(self.width, -1)).view(n, gh * gw, self.width)
+        return gemm.linear(patches, self.conv1.weight.reshape(self.width, -1)).view(n, gh * gw, self.width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.embed_patches(x)  # [N, grid*grid, width]

@@ -8,6 +8,7 @@ from cnclip_mm.registry import MODELS
 
 from ..backbones.utils import resolve_arch, set_requires_grad
 from ..dropout import use_fast_dropout
+from ..gemm import route_linears
 from .packed_bert import can_pack, packed_cls_state
 
 
@@ -62,6 +63,7 @@ class ChineseBertEncoder(BaseModule):
             self.bert = BertModel(BertConfig(**fields), add_pooling_layer=False)
         if fast_dropout:
             use_fast_dropout(self.bert)
+        route_linears(self.bert)  # products through oneDNN where faster (cnclip_mm.models.gemm)
         self.set_grad_checkpointing(grad_checkpointing)
 
     @property
