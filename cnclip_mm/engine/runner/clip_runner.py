@@ -1,17 +1,35 @@
 """Runner with the official ``--reset-optimizer`` / ``--reset-data-offset`` resume options."""
 import os.path as osp
+from contextlib import contextmanager
 from typing import Optional
 
 from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
+from cnclip_mm.models import gemm
 from cnclip_mm.registry import RUNNERS
 from cnclip_mm.utils import freed_memory
 from cnclip_mm.utils.gc_freeze import frozen_heap
 
 from .atomic_io import commit_file
 from .dist_env import init_cpu_process_group
+
+# Timestamps of the runners made in this process. mmengine names a runner's logger, message hub and
+# visualizer after its timestamp (to the second) and reuses an existing instance of that name, so a
+# second runner made in the same second shared the first's: its log went to the first run's file, and
+# CheckpointHook's list of kept checkpoints carried over and deleted the new run's first checkpoint.
+_TIMESTAMPS = set()
+
+
+def unique_timestamp(timestamp: str) -> str:
+    """``timestamp``, or ``timestamp_2``, ``_3``, ... when a runner of this process already has it."""
+    name, n = timestamp, 1
+    while name in _TIMESTAMPS:
+        n += 1
+        name = f'{timestamp}_{n}'
+    _TIMESTAMPS.add(name)
+    return name
 
 
 class CLIPRunnerMixin:
@@ -32,6 +50,9 @@ class CLIPRunnerMixin:
     start exempt from the cyclic garbage collector (:func:`cnclip_mm.utils.gc_freeze.frozen_heap`).
     ``keep_freed_memory=True`` (default): ``train`` keeps memory freed by one step for the next instead
     of handing it back to the kernel (:mod:`cnclip_mm.utils.freed_memory`).
+    ``gemm_backend`` (``'auto'`` / ``'blas'`` / ``'onednn'``; default: the process's choice, ``CNCLIP_GEMM``
+    or auto): where ``train`` / ``val`` / ``test`` run the Linear layers' CPU products
+    (:mod:`cnclip_mm.models.gemm`); logged either way.
     """
 
     reset_optimizer = False
@@ -39,10 +60,12 @@ class CLIPRunnerMixin:
     load_strict = True
     gc_freeze = True
     keep_freed_memory = True
+    gemm_backend = None
 
     def setup_env(self, env_cfg: dict) -> None:
         init_cpu_process_group(self.launcher, env_cfg)
         super().setup_env(env_cfg)
+        self._timestamp = unique_timestamp(self._timestamp)  # names the log dir and instances next
 
     def _maybe_compile(self, target: str) -> None:
         # ``compile`` compiles the towers in place instead of mmengine's whole train_step (why: compile.py).
@@ -58,18 +81,27 @@ class CLIPRunnerMixin:
         runner.load_strict = bool(cfg.get('load_strict', True))
         runner.gc_freeze = bool(cfg.get('gc_freeze', True))
         runner.keep_freed_memory = bool(cfg.get('keep_freed_memory', True))
+        runner.gemm_backend = cfg.get('gemm_backend')
         return runner
 
+    @contextmanager
+    def _gemm(self):
+        """The config's ``gemm_backend`` for the block (else the process's), logged."""
+        with gemm.backend(self.gemm_backend or gemm.get_choice()):
+            self.logger.info(gemm.describe())
+            yield
+
     def train(self):
-        with frozen_heap(self.gc_freeze), freed_memory.keep_freed_memory(self.keep_freed_memory, self.logger):
+        with frozen_heap(self.gc_freeze), freed_memory.keep_freed_memory(self.keep_freed_memory, self.logger), \
+                self._gemm():
             return super().train()
 
     def val(self):
-        with frozen_heap(self.gc_freeze):
+        with frozen_heap(self.gc_freeze), self._gemm():
             return super().val()
 
     def test(self):
-        with frozen_heap(self.gc_freeze):
+        with frozen_heap(self.gc_freeze), self._gemm():
             return super().test()
 
     def load_checkpoint(self, filename: str, map_location='cpu', strict: Optional[bool] = None,
