@@ -3,9 +3,9 @@
 Why: PyTorch's CPU ``addmm`` / ``mm`` call MKL, which runs its generic AVX2 kernels on x86 CPUs not made
 by Intel (capping it to AVX2 changed nothing on the AMD EPYC here, AVX-512 and all). oneDNN, which
 PyTorch ships for its CPU convolutions, picks its kernels by instruction set. On that machine it ran a
-Linear's forward product ``x @ W.T`` and its data gradient ``grad @ W`` 4-14 % faster, at 1 and 2
-threads (``python benchmarks/gemm.py``); for the weight gradient ``grad.T @ x`` neither won, so that
-one stays with BLAS, and so do products under ``MIN_MACS`` multiply-adds (even or slower there).
+Linear's forward product ``x @ W.T`` and its data gradient ``grad @ W`` 1.03-1.15x as fast, at 1 and 2
+threads (``python benchmarks/gemm.py``); for the weight gradient ``grad.T @ x`` it was 0.71-1.20x, so
+that one stays with BLAS, and so do products under ``MIN_MACS`` multiply-adds (even or slower there).
 
 Backends: ``'blas'`` (PyTorch's own path), ``'onednn'``, ``'auto'`` (oneDNN on x86 CPUs whose vendor is
 not Intel, BLAS elsewhere: on Intel CPUs MKL is Intel's own tuned path, and that case was not measured).
