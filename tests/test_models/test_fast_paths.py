@@ -278,3 +278,51 @@ def test_vit_attention_matches_sdpa(tokens):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(vit.attention(q, k, v), F.scaled_dot_product_attention(q, k, v),
                                atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize('queries', [1, 3])
+def test_attention_of_few_queries_through_the_inputs_equals_projected_keys_and_values(queries):
+    from cnclip_mm.models.backbones.vit import PackedSelfAttention
+    torch.manual_seed(0)
+    attn = PackedSelfAttention(64, 4)
+    torch.nn.init.normal_(attn.in_proj_weight, std=0.2)
+    torch.nn.init.normal_(attn.in_proj_bias, std=0.5)  # key biases included: softmax must not see them
+    x = torch.randn(2, 9, 64, requires_grad=True)
+    few, full = attn(x, queries), attn(x)[:, :queries]
+    torch.testing.assert_close(few, full, atol=1e-5, rtol=1e-5)
+    params = (x, attn.in_proj_weight, attn.in_proj_bias, attn.out_proj.weight)
+    grads = [torch.autograd.grad(out.square().sum(), params) for out in (attn(x, queries), attn(x)[:, :queries])]
+    for got, want in zip(*grads):  # float32 sums in another order (exact in float64: the test below)
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x, queries), full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('dropped', [False, True])
+def test_attention_through_inputs_with_padding_and_dropout_equals_written_out(dropped):
+    from cnclip_mm.models.backbones.utils import attend_through_inputs, written_out_attention
+    torch.manual_seed(0)
+    n, length, width, heads = 3, 7, 32, 4
+    # float64: the two orders of summation agree to rounding far below the tolerance (the algebra is exact)
+    x = torch.randn(n, length, width, dtype=torch.float64, requires_grad=True)
+    w_q, w_k, w_v = (torch.randn(width, width, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    b_k, b_v = (torch.randn(width, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    mask = torch.ones(n, length, dtype=torch.bool)
+    mask[1, 4:] = False
+    mask[2, 2:] = False
+    keep = (torch.rand(n, heads, 1, length) > 0.3).double() / 0.7 if dropped else None
+
+    def heads_of(t):
+        return t.unflatten(-1, (heads, -1)).transpose(1, 2)
+
+    q = x[:, :1] @ w_q.t()
+    want = written_out_attention(heads_of(q), heads_of(x @ w_k.t() + b_k), heads_of(x @ w_v.t() + b_v),
+                                 mask[:, None, None, :], (lambda p: p * keep) if dropped else None)
+    want = want.transpose(1, 2).reshape(n, 1, width)
+    got = attend_through_inputs(q, x, w_k, b_k, w_v, b_v, heads, mask,
+                                (lambda p: p * keep.view(n, heads, length)) if dropped else None)
+    torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+    params = (x, w_q, w_k, b_k, w_v, b_v)
+    got_grads = torch.autograd.grad(got.square().sum(), params, retain_graph=True)  # q is shared
+    for g, w in zip(got_grads, torch.autograd.grad(want.square().sum(), params)):
+        torch.testing.assert_close(g, w, atol=1e-9, rtol=1e-9)

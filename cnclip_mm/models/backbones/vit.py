@@ -10,7 +10,13 @@ from torch.utils.checkpoint import checkpoint
 from cnclip_mm.registry import MODELS
 
 from .. import gemm
-from .utils import LockableTower, resize_pos_embed, resolve_arch, written_out_attention
+from .utils import (
+    LockableTower,
+    attend_through_inputs,
+    resize_pos_embed,
+    resolve_arch,
+    written_out_attention,
+)
 
 QUICK_GELU_ALPHA = 1.702
 # Up to this many keys, attention on CPU runs as two matmuls and a softmax: CPU flash attention's
@@ -152,7 +158,10 @@ class PackedSelfAttention(nn.Module):
             q, k, v = gemm.linear(x, self.in_proj_weight, self.in_proj_bias).split(width, -1)
         else:
             q = gemm.linear(x[:, :queries], self.in_proj_weight[:width], self.in_proj_bias[:width])
-            k, v = gemm.linear(x, self.in_proj_weight[width:], self.in_proj_bias[width:]).split(width, -1)
+            # keys and values only through the queries (the class-token last block): see the function
+            w_k, w_v = self.in_proj_weight[width:].split(width)
+            b_k, b_v = self.in_proj_bias[width:].split(width)
+            return self.out_proj(attend_through_inputs(q, x, w_k, b_k, w_v, b_v, self.heads))
         # Split on the feature axis, then per-head views: the same strides as viewing [.., 3, heads,
         # dim] and permuting, but backward joins the three gradients with one cat instead of a
         # stack followed by a contiguous copy of the whole q/k/v gradient.

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..backbones.utils import written_out_attention
+from ..backbones.utils import attend_through_inputs, written_out_attention
 from ..dropout import Dropout, dropout, uses_fast_masks
 
 
@@ -86,11 +86,31 @@ def _layer(layer: nn.Module, hidden: torch.Tensor, rows, key_mask, shape, querie
         residual = hidden
     else:
         residual = hidden.index_select(0, queries)
-        k, v = padded(torch.cat([attn.key(hidden), attn.value(hidden)], -1), 2)
-        q = attn.query(residual).view(n, 1, heads, dim).transpose(1, 2)
-        context = _attend(attn, q, k, v, key_mask, scale).reshape(n, heads * dim)
+        drop = _probability_dropout(attn)
+        if drop is False:  # torch's dropout inside SDPA: keys and values as BertModel makes them
+            k, v = padded(torch.cat([attn.key(hidden), attn.value(hidden)], -1), 2)
+            q = attn.query(residual).view(n, 1, heads, dim).transpose(1, 2)
+            context = _attend(attn, q, k, v, key_mask, scale).reshape(n, heads * dim)
+        else:  # [CLS] alone asks: keys and values only through its query (attend_through_inputs)
+            inputs = hidden if rows is None else hidden.new_zeros(n * length, hidden.shape[-1]).index_copy_(
+                0, rows, hidden)
+            context = attend_through_inputs(
+                attn.query(residual).view(n, 1, -1), inputs.view(n, length, -1), attn.key.weight, attn.key.bias,
+                attn.value.weight, attn.value.bias, heads, None if key_mask is None else key_mask.view(n, length),
+                drop).view(n, -1)
     x = layer.attention.output(context, residual)  # dense, dropout, LayerNorm(. + residual)
     return layer.output(layer.intermediate(x), x)
+
+
+def _probability_dropout(attn: nn.Module):
+    """``BertSelfAttention``'s dropout on the probabilities as a function: None when there is none (eval,
+    p = 0), the project's sampler when it draws the masks here, False when torch's dropout would."""
+    p = attn.dropout.p if attn.training else 0.0  # BertSelfAttention's rule
+    if p == 0:
+        return None
+    if isinstance(attn.dropout, Dropout) and uses_fast_masks(attn.query.weight):
+        return lambda probs: dropout(probs, p)
+    return False
 
 
 def _attend(attn: nn.Module, q, k, v, key_mask, scale: float) -> torch.Tensor:
