@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnclip_mm.utils.cpu_vendor import cpu_vendor
+
 _TWO_32 = 1 << 32
 
 
@@ -31,13 +33,9 @@ def torch_mask_is_serial(vendor: Optional[str] = None, mkl: Optional[bool] = Non
 
 
 def _cpu_vendor() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('vendor_id'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
+    vendor = cpu_vendor()
+    if vendor is not None:
+        return vendor
     return 'GenuineIntel' if 'Intel' in platform.processor() else platform.processor()
 
 

@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from cnclip_mm.utils.cpu_vendor import cpu_vendor
+
 BACKENDS = ('auto', 'blas', 'onednn')
 ENV = 'CNCLIP_GEMM'
 # Below this many multiply-adds oneDNN was even with MKL or slower (per-call overhead); the demo's
@@ -37,18 +39,6 @@ def _check(name: str) -> str:
     if name not in BACKENDS:
         raise ValueError(f'gemm backend {name!r}: expected one of {", ".join(BACKENDS)}')
     return name
-
-
-def cpu_vendor() -> Optional[str]:
-    """``vendor_id`` from ``/proc/cpuinfo`` (e.g. ``'AuthenticAMD'``), None where there is none."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('vendor_id'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def _probe() -> Optional[str]:
