@@ -86,7 +86,7 @@ def _layer(layer: nn.Module, hidden: torch.Tensor, rows, key_mask, shape, querie
         residual = hidden
     else:
         residual = hidden.index_select(0, queries)
-        drop = _probability_dropout(attn)
+        drop = _probability_dropout(attn, hidden)
         if drop is False:  # torch's dropout inside SDPA: keys and values as BertModel makes them
             k, v = padded(torch.cat([attn.key(hidden), attn.value(hidden)], -1), 2)
             q = attn.query(residual).view(n, 1, heads, dim).transpose(1, 2)
@@ -102,13 +102,14 @@ def _layer(layer: nn.Module, hidden: torch.Tensor, rows, key_mask, shape, querie
     return layer.output(layer.intermediate(x), x)
 
 
-def _probability_dropout(attn: nn.Module):
+def _probability_dropout(attn: nn.Module, like: torch.Tensor):
     """``BertSelfAttention``'s dropout on the probabilities as a function: None when there is none (eval,
-    p = 0), the project's sampler when it draws the masks here, False when torch's dropout would."""
+    p = 0), the project's sampler when it draws the masks for tensors like ``like``, False when torch's
+    dropout would."""
     p = attn.dropout.p if attn.training else 0.0  # BertSelfAttention's rule
     if p == 0:
         return None
-    if isinstance(attn.dropout, Dropout) and uses_fast_masks(attn.query.weight):
+    if isinstance(attn.dropout, Dropout) and uses_fast_masks(like):
         return lambda probs: dropout(probs, p)
     return False
 
@@ -120,7 +121,8 @@ def _attend(attn: nn.Module, q, k, v, key_mask, scale: float) -> torch.Tensor:
     draws its own masks here, the math is written out (what SDPA runs on CPU with dropout anyway)
     so that the probabilities go through it; otherwise SDPA draws torch's masks.
     """
-    p = attn.dropout.p if attn.training else 0.0  # BertSelfAttention's rule
-    if p == 0 or not isinstance(attn.dropout, Dropout) or not uses_fast_masks(q):
+    drop = _probability_dropout(attn, q)
+    if drop is None or drop is False:
+        p = 0.0 if drop is None else attn.dropout.p
         return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=p, scale=scale)
-    return written_out_attention(q, k, v, key_mask, drop=lambda probs: dropout(probs, p))
+    return written_out_attention(q, k, v, key_mask, drop=drop)
