@@ -47,3 +47,15 @@ def vocab_file() -> str:
 @pytest.fixture
 def tiny_model_cfg(vocab_file) -> dict:
     return copy.deepcopy(TINY_MODEL)
+
+
+@pytest.fixture
+def restore_gemm_choice(monkeypatch):
+    """The process's Linear-product backend (cnclip_mm.models.gemm) as it was before the test, and no
+    ``CNCLIP_GEMM`` from the environment while it runs."""
+    from cnclip_mm.models import gemm
+    saved = dict(gemm._state)
+    monkeypatch.delenv(gemm.ENV, raising=False)
+    yield
+    gemm._state.clear()
+    gemm._state.update(saved)

@@ -3,6 +3,7 @@ import base64
 import copy
 import io
 import json
+import logging
 import os.path as osp
 import random
 
@@ -124,3 +125,16 @@ def trained(tiny_data, tmp_path_factory):
     cfg = tiny_runner_cfg(work, data_root=tiny_data, max_epochs=1, custom_hooks=[dict(type='RNGStateHook')])
     CLIPRunner.from_cfg(Config(copy.deepcopy(cfg))).train()
     return work, cfg
+
+
+def train_logging(runner) -> list:
+    """``runner.train()``; returns the messages its logger gave meanwhile."""
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    runner.logger.addHandler(handler)
+    try:
+        runner.train()
+    finally:
+        runner.logger.removeHandler(handler)
+    return messages

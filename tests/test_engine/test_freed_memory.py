@@ -12,7 +12,7 @@ from mmengine.hooks import Hook
 from cnclip_mm.engine import CLIPRunner
 from cnclip_mm.utils import freed_memory
 from cnclip_mm.utils.freed_memory import keep_freed_memory
-from tests.test_engine.conftest import tiny_runner_cfg
+from tests.test_engine.conftest import tiny_runner_cfg, train_logging
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -119,14 +119,7 @@ def test_runner_trains_with_freed_memory_kept_unless_the_config_says_no(tmp_path
     runner = CLIPRunner.from_cfg(Config(cfg))
     probe = KeptProbe()
     runner.register_hook(probe)
-    messages = []
-    handler = logging.Handler()
-    handler.emit = lambda record: messages.append(record.getMessage())
-    runner.logger.addHandler(handler)
-    try:
-        runner.train()
-    finally:
-        runner.logger.removeHandler(handler)
+    messages = train_logging(runner)
     assert probe.seen and set(probe.seen) == {enabled}
     assert not freed_memory.active()
     assert any('freed memory is kept in the process while training' in m for m in messages) == enabled

@@ -1,22 +1,13 @@
 """The runner's ``gemm_backend`` key: the Linear products' backend for train / val, logged, restored after."""
-import logging
-
 import pytest
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
 from cnclip_mm.engine import CLIPRunner
 from cnclip_mm.models import gemm
-from tests.test_engine.conftest import tiny_runner_cfg
+from tests.test_engine.conftest import tiny_runner_cfg, train_logging
 
-
-@pytest.fixture(autouse=True)
-def _restore_choice(monkeypatch):
-    saved = dict(gemm._state)
-    monkeypatch.delenv(gemm.ENV, raising=False)
-    yield
-    gemm._state.clear()
-    gemm._state.update(saved)
+pytestmark = pytest.mark.usefixtures('restore_gemm_choice')
 
 
 class BackendProbe(Hook):
@@ -40,14 +31,7 @@ def test_runner_uses_and_logs_the_config_backend(tmp_path, tiny_data, name):
         runner = CLIPRunner.from_cfg(Config(cfg))
         probe = BackendProbe()
         runner.register_hook(probe)
-        messages = []
-        handler = logging.Handler()
-        handler.emit = lambda record: messages.append(record.getMessage())
-        runner.logger.addHandler(handler)
-        try:
-            runner.train()
-        finally:
-            runner.logger.removeHandler(handler)
+        messages = train_logging(runner)
         expected = name or 'onednn'
         assert probe.seen and set(probe.seen) == {expected}
         assert gemm.get_backend() == ('blas' if name == 'onednn' else 'onednn')

@@ -10,14 +10,7 @@ from torch import nn
 from cnclip_mm.models import gemm
 from cnclip_mm.registry import MODELS
 
-
-@pytest.fixture(autouse=True)
-def _restore_choice(monkeypatch):
-    saved = dict(gemm._state)
-    monkeypatch.delenv(gemm.ENV, raising=False)
-    yield
-    gemm._state.clear()
-    gemm._state.update(saved)
+pytestmark = pytest.mark.usefixtures('restore_gemm_choice')
 
 
 @pytest.fixture
