@@ -1,5 +1,5 @@
 """Install cnclip-mm: ``pip install -c requirements/constraints.txt -e .`` (extras: ``[tests]``,
-``[deploy]`` ONNX Runtime, ``[demo]`` Gradio).
+``[deploy]`` ONNX Runtime, ``[demo]`` Gradio, ``[adapters]`` peft).
 
 ``install_requires`` holds compatible ranges (a user's own torch stays); the tested exact versions are
 ``requirements/constraints.txt``.
@@ -36,9 +36,10 @@ setup(
         'deploy': read_requirements('deploy.txt'),  # ONNX export and ONNX Runtime
         'demo': read_requirements('demo.txt'),  # Gradio web demo
         'fast': read_requirements('fast.txt'),  # libjpeg-turbo decoding
+        'adapters': read_requirements('adapters.txt'),  # LoRA and other adapters through peft
         # the suite tests every optional part too
         'tests': read_requirements('tests.txt') + read_requirements('deploy.txt') + read_requirements('demo.txt')
-        + read_requirements('fast.txt'),
+        + read_requirements('fast.txt') + read_requirements('adapters.txt'),
     },
     license='Apache-2.0',
 )
