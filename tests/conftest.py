@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from mmengine.registry import init_default_scope
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,3 +60,13 @@ def restore_gemm_choice(monkeypatch):
     yield
     gemm._state.clear()
     gemm._state.update(saved)
+
+
+# Every device the machine has: model, train-step and inference tests are parametrised over these (CUDA joins
+# when present, so a GPU machine runs the same tests there; nothing is skipped on a CPU machine).
+DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    return request.param
