@@ -18,8 +18,8 @@ from mmengine.registry import init_default_scope
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from anywhere without install
 
-from cnclip_mm.utils.architecture import explain_mismatch  # noqa: E402
-from cnclip_mm.utils.preflight import DATA_HINTS, check_inputs  # noqa: E402
+from cnclip_mm.engine.preflight import DATA_HINTS, check_inputs  # noqa: E402
+from cnclip_mm.models.architecture import explain_mismatch  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -83,8 +83,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     from cnclip_mm.utils.threads import apply_to_config
     apply_to_config(cfg, args.threads)
 
-    from cnclip_mm.apis.model_zoo import resolve_weights
     from cnclip_mm.models.converters import load_checkpoint
+    from cnclip_mm.models.zoo import resolve_weights
     from cnclip_mm.registry import RUNNERS
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model

@@ -13,7 +13,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS, init_default_scope  # noqa: E402
 from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
 
-from cnclip_mm.utils.preflight import check_inputs, explain_small_dataset  # noqa: E402
+from cnclip_mm.engine.preflight import check_inputs, explain_small_dataset  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -1,4 +1,13 @@
 """High-level entry points: models by name, load any checkpoint, classify zero-shot, encode images and texts."""
+from cnclip_mm.models.builder import init_model
+from cnclip_mm.models.zoo import (
+    get_model,
+    list_models,
+    model_info,
+    register_models,
+    resolve_weights,
+)
+
 from .inference import ZeroShotClassifier, encode_images, encode_texts
 from .inferencers import (
     FeatureExtractor,
@@ -7,8 +16,6 @@ from .inferencers import (
     TextToImageRetrievalInferencer,
     ZeroShotClassificationInferencer,
 )
-from .init_model import init_model
-from .model_zoo import get_model, list_models, model_info, register_models, resolve_weights
 
 __all__ = ['ZeroShotClassifier', 'encode_images', 'encode_texts', 'init_model', 'get_model', 'list_models',
            'model_info', 'register_models', 'resolve_weights', 'FeatureExtractor', 'ImageClassificationInferencer',

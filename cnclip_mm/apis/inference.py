@@ -92,7 +92,7 @@ def _load_model(model_or_config: Any, checkpoint: Optional[str], device: str,
             from cnclip_mm.models.converters import load_checkpoint
             load_checkpoint(model, checkpoint, strict=True)
         return model.to(device)
-    from cnclip_mm.apis.init_model import init_model
+    from cnclip_mm.models.builder import init_model
     return init_model(config=model_or_config, checkpoint=checkpoint, device=device, vocab_file=vocab_file)
 
 

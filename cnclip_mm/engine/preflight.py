@@ -10,7 +10,7 @@ import os.path as osp
 import re
 from typing import Iterator, List, MutableMapping, NamedTuple, Optional, Sequence
 
-from .tokenizer_cfg import share_tokenizer
+from cnclip_mm.utils.tokenizer_cfg import share_tokenizer
 
 DATA_HINTS = {
     'CIFAR100Dataset': 'download cifar-100-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) and '
@@ -232,7 +232,7 @@ def _absent(source: str) -> bool:
     """A local checkpoint that is not there; URLs and model-index names are fetched on use, not missing."""
     if osp.exists(source):
         return False
-    from cnclip_mm.apis.model_zoo import is_model_name
+    from cnclip_mm.models.zoo import is_model_name
     from cnclip_mm.utils.download import is_url
     return not (is_url(source) or is_model_name(source))
 

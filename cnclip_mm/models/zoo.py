@@ -130,7 +130,7 @@ def get_model(name_or_config, pretrained: Union[bool, str] = False, device: Unio
     Returns:
         The ``ChineseCLIP`` in eval mode.
     """
-    from cnclip_mm.apis.init_model import init_model
+    from cnclip_mm.models.builder import init_model
     entry = model_info(name_or_config) if is_model_name(name_or_config) else None
     config = entry['Config'] if entry else name_or_config
     if pretrained is True:

@@ -3,7 +3,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from cnclip_mm.apis.init_model import init_model
+from cnclip_mm.models.builder import init_model
 from cnclip_mm.models.converters import CheckpointMismatchError, mm_to_official
 
 
@@ -62,7 +62,7 @@ def test_stage1_checkpoint_loads_without_its_pretrained_bert(tiny_model_cfg, tmp
 
 
 def test_stage1_preset_arch_comes_from_the_shapes(tmp_path):
-    from cnclip_mm.apis.init_model import _drop_pretrained_sources
+    from cnclip_mm.models.builder import _drop_pretrained_sources
     cfg = dict(text_encoder=dict(type='ChineseBertEncoder', arch='base', pretrained='hfl/rbt3'))
     state = {'text_projection': torch.zeros(768, 8), 'image_encoder.proj': torch.zeros(16, 8),
              'image_encoder.conv1.weight': torch.zeros(16, 3, 8, 8),

@@ -7,8 +7,9 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from cnclip_mm.apis import get_model, list_models, model_zoo
-from cnclip_mm.apis.model_zoo import model_info, register_models
+from cnclip_mm.apis import get_model, list_models
+from cnclip_mm.models import zoo as model_zoo
+from cnclip_mm.models.zoo import model_info, register_models
 from cnclip_mm.registry import RUNNERS
 from cnclip_mm.utils.download import DownloadError, download
 

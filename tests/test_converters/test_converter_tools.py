@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnclip_mm.apis.init_model import init_model
+from cnclip_mm.models.builder import init_model
 from cnclip_mm.models.converters import load_state_dict_any, mm_to_mmpretrain
 
 TOOLS = Path(__file__).resolve().parents[2] / 'tools' / 'model_converters'

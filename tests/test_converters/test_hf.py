@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from cnclip_mm.apis.init_model import init_model
+from cnclip_mm.models.builder import init_model
 from cnclip_mm.models.converters import export_hf, load_state_dict_any
 
 TEXTS = ['一只在草地上奔跑的小狗', '北京天安门广场, Beijing 2008!', '猫', 'ＡＢＣ１２３，全角字符？' * 8]

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from cnclip_mm.apis.init_model import init_model
+from cnclip_mm.models.builder import init_model
 from cnclip_mm.registry import MODELS
 
 VIT = dict(type='CLIPVisionTransformer', arch=dict(width=64, layers=2, heads=2, patch_size=8), img_size=32,

@@ -8,7 +8,7 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MessageHub
 
-from cnclip_mm.apis.init_model import init_model
+from cnclip_mm.models.builder import init_model
 from cnclip_mm.models.converters import (
     CheckpointMismatchError,
     load_checkpoint,

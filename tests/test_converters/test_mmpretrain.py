@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from cnclip_mm.apis.init_model import init_model
+from cnclip_mm.models.builder import init_model
 from cnclip_mm.models.converters import load_state_dict_any, mm_to_mmpretrain
 
 

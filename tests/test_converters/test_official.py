@@ -3,7 +3,7 @@ import pytest
 import torch
 from ckpt_builders import VOCAB
 
-from cnclip_mm.apis.init_model import init_model
+from cnclip_mm.models.builder import init_model
 from cnclip_mm.models.converters import export_hf, load_state_dict_any, official_to_mm
 
 

@@ -16,8 +16,8 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 
-from cnclip_mm.apis.init_model import init_model
 from cnclip_mm.engine import CLIPRunner
+from cnclip_mm.models.builder import init_model
 from cnclip_mm.models.converters import CheckpointMismatchError, load_checkpoint, safe_torch_load
 from cnclip_mm.models.converters.stored_config import StoredConfigError, parse_model_assignment
 from cnclip_mm.registry import MODELS

@@ -7,9 +7,9 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from cnclip_mm.engine.preflight import PreflightError, check_inputs
+from cnclip_mm.models.architecture import describe
 from cnclip_mm.models.chinese_clip import ChineseCLIP
-from cnclip_mm.utils.architecture import describe
-from cnclip_mm.utils.preflight import PreflightError, check_inputs
 from tests.test_engine.conftest import tiny_runner_cfg, write_tiny_tsv
 from tools.train import main as train_main
 

@@ -82,8 +82,8 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
         cfg.merge_from_dict(args.cfg_options)
     from mmengine.runner import Runner
 
-    from cnclip_mm.apis.init_model import init_model
-    from cnclip_mm.apis.model_zoo import resolve_weights
+    from cnclip_mm.models.builder import init_model
+    from cnclip_mm.models.zoo import resolve_weights
     model = init_model(cfg, resolve_weights(args.checkpoint), device=args.device)
     if args.backend == 'onnxruntime':
         from cnclip_mm.deployment import OrtBackend, route_features

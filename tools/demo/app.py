@@ -31,8 +31,8 @@ def build(args: argparse.Namespace):
     from mmengine.registry import init_default_scope
 
     from cnclip_mm.apis import get_model, init_model
-    from cnclip_mm.apis.model_zoo import is_model_name, resolve_weights
     from cnclip_mm.apis.web_demo import build_demo
+    from cnclip_mm.models.zoo import is_model_name, resolve_weights
     init_default_scope('cnclip_mm')
     if is_model_name(args.model) and not args.config:
         model = get_model(args.model, pretrained=True, device=args.device, vocab_file=args.vocab_file)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
-from cnclip_mm.apis.init_model import init_model  # noqa: E402
+from cnclip_mm.models.builder import init_model  # noqa: E402
 from cnclip_mm.models.converters import export_hf  # noqa: E402
 
 

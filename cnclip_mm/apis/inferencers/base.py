@@ -93,12 +93,12 @@ class BaseInferencer:
                  batch_size: int = 32) -> None:
         if isinstance(model, nn.Module):
             if pretrained:
-                from cnclip_mm.apis.model_zoo import resolve_weights
                 from cnclip_mm.models.converters import load_checkpoint
+                from cnclip_mm.models.zoo import resolve_weights
                 load_checkpoint(model, resolve_weights(pretrained), strict=True)
             self.model = model.to(device).eval()
         else:
-            from cnclip_mm.apis.model_zoo import get_model
+            from cnclip_mm.models.zoo import get_model
             self.model = get_model(model, pretrained=pretrained, device=device, vocab_file=vocab_file)
         self.backend = build_backend(self.model, backend, onnx_dir)
         self.batch_size = batch_size

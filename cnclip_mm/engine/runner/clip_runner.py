@@ -208,8 +208,8 @@ class CLIPRunner(CLIPRunnerMixin, Runner):
 
 def resolve_checkpoint(filename: str) -> str:
     """Follow a ``last_checkpoint`` pointer file to the checkpoint it names; a URL or model name is
-    downloaded once into the cache (``cnclip_mm.apis.model_zoo.resolve_weights``)."""
-    from cnclip_mm.apis.model_zoo import resolve_weights
+    downloaded once into the cache (``cnclip_mm.models.zoo.resolve_weights``)."""
+    from cnclip_mm.models.zoo import resolve_weights
     filename = resolve_weights(filename)
     if osp.basename(filename) != 'last_checkpoint':
         return filename

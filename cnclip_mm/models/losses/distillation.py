@@ -31,7 +31,7 @@ class _Frozen:
 def build_teacher(teacher: Union[dict, nn.Module]) -> nn.Module:
     """A frozen, eval-mode teacher from ``init_model`` arguments (``config``, ``checkpoint``, ...)."""
     if isinstance(teacher, dict):
-        from cnclip_mm.apis.init_model import init_model
+        from cnclip_mm.models.builder import init_model
         unknown = set(teacher) - {'config', 'checkpoint', 'vocab_file', 'strict'}
         if unknown:
             raise ValueError(f'DistillationLoss.teacher: unknown keys {sorted(unknown)}; '
