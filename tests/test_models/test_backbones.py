@@ -1,6 +1,7 @@
 """Image towers: official key names, presets' parameter counts, shapes, resolution change, locking."""
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
 
 from cnclip_mm.models.backbones import CLIPVisionTransformer, ModifiedResNet
@@ -49,16 +50,15 @@ def test_vit_official_keys_and_forward():
     assert vit(torch.randn(3, 3, 32, 32)).shape == (3, 16)
 
 
-@pytest.mark.parametrize('length', [17, 150])  # written out (<= SHORT_ATTENTION keys) and SDPA
-def test_vit_attention_matches_torch_mha(length):
+def test_vit_attention_matches_torch_mha():
     vit = tiny_vit().train()
     attn = vit.transformer.resblocks[0].attn
     mha = torch.nn.MultiheadAttention(32, 2, batch_first=True)
     mha.in_proj_weight.data.copy_(attn.in_proj_weight)
     mha.in_proj_bias.data.copy_(attn.in_proj_bias)
     mha.out_proj.load_state_dict(attn.out_proj.state_dict())
-    x = torch.randn(2, length, 32)
-    grad = torch.randn(2, length, 32)
+    x = torch.randn(2, 17, 32)
+    grad = torch.randn(2, 17, 32)
     results = []
     for fn, owner in ((attn, attn), (lambda t: mha(t, t, t, need_weights=False)[0], mha)):
         xi = x.clone().requires_grad_()
@@ -69,6 +69,56 @@ def test_vit_attention_matches_torch_mha(length):
         torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
     with torch.no_grad():  # the last block's class-token-only path: the first query's row of the same attention
         torch.testing.assert_close(attn(x, queries=1), results[1][0][:, :1], atol=1e-5, rtol=1e-5)
+
+
+def _official_tower(vit, images):
+    """The official computation from the same modules: every token through every block (attention as
+    ``nn.MultiheadAttention`` computes it, the MLP written out), then the class token read out."""
+    x = vit.conv1(images).flatten(2).transpose(1, 2)
+    x = torch.cat([vit.class_embedding.expand(len(x), 1, -1), x], dim=1)
+    x = vit.ln_pre(x + vit.positional_embedding).transpose(0, 1)  # [L, N, C], MHA's layout
+    for block in vit.transformer.resblocks:
+        h = block.ln_1(x)
+        attn = block.attn
+        x = x + F.multi_head_attention_forward(
+            h, h, h, vit.width, vit.heads, attn.in_proj_weight, attn.in_proj_bias, None, None, False, 0.0,
+            attn.out_proj.weight, attn.out_proj.bias, need_weights=False)[0]
+        h = block.mlp.c_fc(block.ln_2(x))
+        x = x + block.mlp.c_proj(h * torch.sigmoid(1.702 * h))
+    return vit.ln_post(x[0]) @ vit.proj
+
+
+@pytest.mark.parametrize('checkpointing', [False, True])
+def test_vit_class_token_only_last_block_equals_the_official_computation(checkpointing):
+    """The last block computes only the class token; features and every gradient are the full computation's."""
+    torch.manual_seed(0)
+    vit = CLIPVisionTransformer(arch=dict(width=64, layers=3, heads=4, patch_size=8), img_size=32,
+                                output_dim=16, grad_checkpointing=checkpointing).double().train()
+    images = torch.randn(3, 3, 32, 32, dtype=torch.float64)
+    ours, ref = vit(images), _official_tower(vit, images)
+    torch.testing.assert_close(ours, ref, atol=1e-12, rtol=1e-10)
+    params = [p for _, p in vit.named_parameters()]
+    grads = [torch.autograd.grad(out.square().sum(), params) for out in (ours, ref)]
+    for name, got, want in zip([n for n, _ in vit.named_parameters()], *grads):
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-10, msg=name)
+    vit.float()
+    with torch.no_grad():
+        torch.testing.assert_close(vit(images.float()), _official_tower(vit, images.float()), atol=1e-5, rtol=1e-5)
+
+
+def test_vit_openai_init():
+    """OpenAI CLIP's initialisation: attention / projection / MLP standard deviations, zero out_proj bias."""
+    torch.manual_seed(0)
+    width, layers = 256, 4
+    vit = CLIPVisionTransformer(arch=dict(width=width, layers=layers, heads=4, patch_size=16), img_size=32)
+    attn_std, fc_std = width ** -0.5, (2 * width) ** -0.5
+    proj_std = attn_std * (2 * layers) ** -0.5
+    block = vit.transformer.resblocks[-1]
+    for param, std in ((block.attn.in_proj_weight, attn_std), (block.attn.out_proj.weight, proj_std),
+                       (block.mlp.c_fc.weight, fc_std), (block.mlp.c_proj.weight, proj_std),
+                       (vit.positional_embedding, attn_std), (vit.proj, attn_std)):
+        assert abs(param.std().item() / std - 1) < 0.05, (param.shape, param.std().item(), std)
+    assert not block.attn.out_proj.bias.any() and not block.attn.in_proj_bias.any()
 
 
 def test_grad_checkpointing_same_output_and_grads():
