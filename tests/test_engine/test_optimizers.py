@@ -61,3 +61,22 @@ def test_autocast_wrapper_runs_bf16_on_cpu():
     wrapper.update_params(out.float().pow(2).mean())
     with pytest.raises(ValueError, match='bfloat16 or float16'):
         AutocastOptimWrapper(optimizer=torch.optim.SGD(lin.parameters(), lr=0.1), dtype='int8')
+
+
+def test_groups_follow_the_original_shapes_of_fsdp_shards():
+    # FSDP (use_orig_params) hands the constructor flat 1-D shards under prefixed names; the wrapper's
+    # original_shapes decide the groups, so a sharded weight keeps its decay.
+    class Wrapped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self._fsdp_wrapped_module = torch.nn.Linear(3, 4)
+            self._fsdp_wrapped_module.weight = torch.nn.Parameter(torch.zeros(12))
+            self.original_shapes = {'weight': torch.Size([4, 3]), 'bias': torch.Size([4])}
+
+    groups = _build(Wrapped()).optimizer.param_groups
+    assert [g['names'] for g in groups] == [['weight'], ['bias']]
+    assert [g['weight_decay'] for g in groups] == [0.2, 0.0]
+    model = Wrapped()
+    del model.original_shapes['bias']
+    with pytest.raises(KeyError, match="'bias' has no recorded original shape"):
+        _build(model)
