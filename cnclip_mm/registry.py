@@ -42,7 +42,7 @@ WEIGHT_INITIALIZERS = Registry('weight initializer', parent=MMENGINE_WEIGHT_INIT
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, locations=_DATA)
 DATA_SAMPLERS = Registry('data sampler', parent=MMENGINE_DATA_SAMPLERS, locations=_DATA)
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, locations=['cnclip_mm.datasets.transforms'])
-FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS, locations=_DATA + ['cnclip_mm.utils.threads'])
+FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS, locations=_DATA)
 METRICS = Registry('metric', parent=MMENGINE_METRICS, locations=['cnclip_mm.evaluation'])
 EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, locations=['cnclip_mm.evaluation'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=_ENGINE + ['cnclip_mm.evaluation', 'cnclip_mm.datasets'])

@@ -1,6 +1,5 @@
 """Shared fixtures: paths to the real vocab and a tiny model config usable everywhere."""
 import copy
-import os
 from pathlib import Path
 
 import pytest
@@ -9,9 +8,6 @@ from mmengine.registry import init_default_scope
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The tools choose their thread count from the machine's momentary load unless OMP_NUM_THREADS is set; the
-# tests compare runs bit for bit (resume, DDP, workers), so every run in them uses one fixed count.
-os.environ.setdefault('OMP_NUM_THREADS', str(len(os.sched_getaffinity(0))))
 SHARED_VOCAB = REPO.parent / 'shared' / 'data' / 'chinese_bert_vocab' / 'vocab.txt'
 
 TINY_MODEL = dict(
@@ -48,18 +44,6 @@ def vocab_file() -> str:
 @pytest.fixture
 def tiny_model_cfg(vocab_file) -> dict:
     return copy.deepcopy(TINY_MODEL)
-
-
-@pytest.fixture
-def restore_gemm_choice(monkeypatch):
-    """The process's Linear-product backend (cnclip_mm.models.gemm) as it was before the test, and no
-    ``CNCLIP_GEMM`` from the environment while it runs."""
-    from cnclip_mm.models import gemm
-    saved = dict(gemm._state)
-    monkeypatch.delenv(gemm.ENV, raising=False)
-    yield
-    gemm._state.clear()
-    gemm._state.update(saved)
 
 
 # Every device the machine has: model, train-step and inference tests are parametrised over these (CUDA joins

@@ -30,7 +30,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--stage2-epochs', type=int, help='override configs/demo/stage2.py')
     parser.add_argument('--train-samples', type=int,
                         help='train on the first N pairs only (smoke runs)')
-    parser.add_argument('--threads', type=int, help='torch intra-op threads (default: chosen, logged)')
+    parser.add_argument('--threads', type=int, help='torch intra-op threads (default: OMP_NUM_THREADS, else the cores; logged)')
     return parser.parse_args(argv)
 
 
@@ -90,7 +90,6 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     import cnclip_mm.engine  # noqa: F401
     from cnclip_mm.datasets import ensure_demo_data
     from cnclip_mm.engine import CLIPRunner
-    from cnclip_mm.utils.threads import apply_to_config
 
     start = time.time()
     ensure_demo_data(args.data_root)
@@ -102,7 +101,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
         cfg = stage_config(name, args, epochs)
         if load_from is not None:
             cfg.load_from = load_from  # weights only: fresh optimizer, schedule and counters
-        apply_to_config(cfg, args.threads)
+        if args.threads is not None:
+            cfg.merge_from_dict({'env_cfg.num_threads': args.threads})  # applied by cpu_speed
         runner = CLIPRunner.from_cfg(cfg)
         train_start = time.time()
         runner.train()

@@ -34,8 +34,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries: a.b=1')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--threads', type=int, default=None,
-                        help='torch intra-op threads per process (default: env_cfg.num_threads, '
-                        'OMP_NUM_THREADS, else chosen from cores, ranks, workers and load)')
+                        help='torch intra-op threads per process (sets env_cfg.num_threads; default: '
+                        'OMP_NUM_THREADS, else the cores of this process divided among the local ranks)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -80,8 +80,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
 
     from mmengine.runner import Runner
 
-    from cnclip_mm.utils.threads import apply_to_config
-    apply_to_config(cfg, args.threads)
+    if args.threads is not None:
+        cfg.merge_from_dict({'env_cfg.num_threads': args.threads})  # applied by cpu_speed in test()
 
     from cnclip_mm.models.converters import load_checkpoint
     from cnclip_mm.models.zoo import resolve_weights

@@ -48,8 +48,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
                         help='job launcher (pytorch: torchrun / tools/dist_train.sh)')
     parser.add_argument('--threads', type=int, default=None,
-                        help='torch intra-op threads per process (default: env_cfg.num_threads, '
-                        'OMP_NUM_THREADS, else chosen from cores, ranks, workers and load)')
+                        help='torch intra-op threads per process (sets env_cfg.num_threads; default: '
+                        'OMP_NUM_THREADS, else the cores of this process divided among the local ranks)')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -122,8 +122,8 @@ def main(argv: Optional[List[str]] = None) -> Runner:
     cfg = build_config(args)
     check_inputs(cfg, 'train', config_name=args.config)  # every missing input at once, before any build
     init_default_scope(cfg.get('default_scope', 'cnclip_mm'))
-    from cnclip_mm.utils.threads import apply_to_config
-    apply_to_config(cfg, args.threads)
+    if args.threads is not None:
+        cfg.merge_from_dict({'env_cfg.num_threads': args.threads})  # applied by cpu_speed in train()
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if args.grad_checkpointing:
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model

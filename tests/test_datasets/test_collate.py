@@ -8,13 +8,13 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 
+from cnclip_mm.cpu import auto_workers, cpu_speed, resolve_auto_workers
 from cnclip_mm.datasets import clip_collate, ensure_demo_data
 from cnclip_mm.engine import CLIPRunner
 from cnclip_mm.models import CLIPDataPreprocessor
 from cnclip_mm.registry import DATASETS
 from cnclip_mm.structures import DataSample
 from cnclip_mm.utils import share_tokenizer
-from cnclip_mm.utils.threads import auto_workers, resolve_auto_workers
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -103,21 +103,19 @@ def test_worker_batches_equal_inline_batches(demo_cfg):
 
 
 def test_auto_workers_follow_the_threads(demo_cfg):
+    """The demo's ``num_workers='auto'`` loader, built by the runner at 1 and 2 threads (cpu_speed's choice
+    inside train / val / test), loads in a worker or inline."""
     assert (auto_workers(1), auto_workers(2), auto_workers(8)) == (1, 0, 0)
     loader = demo_cfg.train_dataloader.to_dict()
     assert loader['num_workers'] == 'auto' and loader['persistent_workers']
     fixed = dict(loader, num_workers=3)
-    assert resolve_auto_workers(fixed) is fixed  # a number is left alone
+    assert resolve_auto_workers(fixed, threads=1) is fixed  # a number is left alone
     inline = resolve_auto_workers(loader, threads=2)
     assert (inline['num_workers'], inline['persistent_workers']) == (0, False)
     assert loader['num_workers'] == 'auto'  # the config itself is not changed
-    before = torch.get_num_threads()
-    try:
-        for threads, workers in ((1, 1), (2, 0)):
-            torch.set_num_threads(threads)
+    for threads, workers in ((1, 1), (2, 0)):
+        with cpu_speed(True, threads=threads):
             built = CLIPRunner.build_dataloader(dict(loader, dataset=dict(loader['dataset'], indices=128)), seed=0)
-            assert built.num_workers == workers
-            batch = next(iter(built))
-            assert batch['inputs'].shape == (64, 3, 64, 64) and batch['text_ids'].shape == (64, 32)
-    finally:
-        torch.set_num_threads(before)
+        assert built.num_workers == workers
+        batch = next(iter(built))
+        assert batch['inputs'].shape == (64, 3, 64, 64) and batch['text_ids'].shape[0] == 64

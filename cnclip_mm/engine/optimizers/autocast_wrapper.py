@@ -6,8 +6,8 @@ import torch
 from mmengine.optim import OptimWrapper
 from torch import nn
 
+from cnclip_mm.cpu.bf16 import Bf16GemmAsFp32, uses_fp32_gemm
 from cnclip_mm.registry import OPTIM_WRAPPERS
-from cnclip_mm.utils.bf16_gemm import Bf16GemmAsFp32, uses_fp32_gemm
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -22,7 +22,7 @@ class AutocastOptimWrapper(OptimWrapper):
             ``AmpOptimWrapper`` there, it scales the loss).
         device_type: ``'cpu'`` / ``'cuda'``; None picks cuda when available.
         bf16_gemm: how CPU bf16 matmuls run, forward and backward
-            (:mod:`cnclip_mm.utils.bf16_gemm`): ``'auto'`` (default) uses fp32 kernels on the bf16
+            (:mod:`cnclip_mm.cpu.bf16`): ``'auto'`` (default) uses fp32 kernels on the bf16
             values where the CPU has no bf16 matrix instructions (same math, ~fp32 speed instead of
             ~8x slower per matmul), ``'native'`` always PyTorch's bf16 kernels, ``'fp32'`` always
             the fp32 kernels.

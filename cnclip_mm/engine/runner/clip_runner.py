@@ -3,14 +3,14 @@ import os.path as osp
 from contextlib import contextmanager
 from typing import Optional
 
+import torch
 from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from cnclip_mm.models import gemm
+from cnclip_mm.cpu import cpu_speed, resolve_auto_workers
+from cnclip_mm.cpu.speed import check_choice
 from cnclip_mm.registry import RUNNERS
-from cnclip_mm.utils import freed_memory
-from cnclip_mm.utils.gc_freeze import frozen_heap
 
 from .atomic_io import commit_file
 from .dist_env import init_cpu_process_group
@@ -33,8 +33,8 @@ def unique_timestamp(timestamp: str) -> str:
 
 
 class CLIPRunnerMixin:
-    """What :class:`CLIPRunner` adds to mmengine's Runner, shared with ``CLIPFlexibleRunner``: two
-    extra config keys, ``last_checkpoint`` pointers, foreign checkpoints, compiled towers,
+    """What :class:`CLIPRunner` adds to mmengine's Runner, shared with ``CLIPFlexibleRunner``: its
+    config keys, ``last_checkpoint`` pointers, foreign checkpoints, compiled towers,
     ``num_workers='auto'`` dataloaders.
 
     ``reset_optimizer=True``: a resume restores weights, counters and schedules but not the optimizer
@@ -46,21 +46,16 @@ class CLIPRunnerMixin:
     ``load_from`` may also name a work dir's ``last_checkpoint`` file (written by ``CheckpointHook``):
     the checkpoint it points to is loaded, so stage-2 configs need not know stage 1's file names.
 
-    ``gc_freeze=True`` (default): ``train`` / ``val`` / ``test`` run with the objects alive at their
-    start exempt from the cyclic garbage collector (:func:`cnclip_mm.utils.gc_freeze.frozen_heap`).
-    ``keep_freed_memory=True`` (default): ``train`` keeps memory freed by one step for the next instead
-    of handing it back to the kernel (:mod:`cnclip_mm.utils.freed_memory`).
-    ``gemm_backend`` (``'auto'`` / ``'blas'`` / ``'onednn'``; default: the process's choice, ``CNCLIP_GEMM``
-    or auto): where ``train`` / ``val`` / ``test`` run the Linear layers' CPU products
-    (:mod:`cnclip_mm.models.gemm`); logged either way.
+    ``cpu_speed`` (``'auto'``, default; True / False): ``train`` / ``val`` / ``test`` run inside
+    :func:`cnclip_mm.cpu.cpu_speed` for the model's device (on for a CPU under ``'auto'``), with the
+    thread count ``env_cfg.num_threads`` asks for; the log says what is on and why, and every global
+    setting is put back when they return.
     """
 
     reset_optimizer = False
     reset_data_offset = False
     load_strict = True
-    gc_freeze = True
-    keep_freed_memory = True
-    gemm_backend = None
+    cpu_speed = 'auto'
 
     def setup_env(self, env_cfg: dict) -> None:
         init_cpu_process_group(self.launcher, env_cfg)
@@ -79,29 +74,30 @@ class CLIPRunnerMixin:
         runner.reset_optimizer = bool(cfg.get('reset_optimizer', False))
         runner.reset_data_offset = bool(cfg.get('reset_data_offset', False))
         runner.load_strict = bool(cfg.get('load_strict', True))
-        runner.gc_freeze = bool(cfg.get('gc_freeze', True))
-        runner.keep_freed_memory = bool(cfg.get('keep_freed_memory', True))
-        runner.gemm_backend = cfg.get('gemm_backend')
+        runner.cpu_speed = cfg.get('cpu_speed', 'auto')
+        check_choice(runner.cpu_speed, 'config key cpu_speed')
         return runner
 
     @contextmanager
-    def _gemm(self):
-        """The config's ``gemm_backend`` for the block (else the process's), logged."""
-        with gemm.backend(self.gemm_backend or gemm.get_choice()):
-            self.logger.info(gemm.describe())
+    def _cpu_speed(self):
+        """:func:`cnclip_mm.cpu.cpu_speed` for the model's device, logged and undone on exit."""
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device('cpu')
+        threads = (self.cfg.get('env_cfg') or {}).get('num_threads')
+        with cpu_speed(self.cpu_speed, device, threads=threads, logger=self.logger):
             yield
 
     def train(self):
-        with frozen_heap(self.gc_freeze), freed_memory.keep_freed_memory(self.keep_freed_memory, self.logger), \
-                self._gemm():
+        with self._cpu_speed():
             return super().train()
 
     def val(self):
-        with frozen_heap(self.gc_freeze), self._gemm():
+        with self._cpu_speed():
             return super().val()
 
     def test(self):
-        with frozen_heap(self.gc_freeze), self._gemm():
+        with self._cpu_speed():
             return super().test()
 
     def load_checkpoint(self, filename: str, map_location='cpu', strict: Optional[bool] = None,
@@ -160,9 +156,11 @@ class CLIPRunnerMixin:
 
     @classmethod
     def build_dataloader(cls, dataloader, seed=None, diff_rank_seed=False):
-        """mmengine's, after a ``num_workers='auto'`` is made a number (:func:`resolve_auto_workers`)."""
-        from cnclip_mm.utils.threads import resolve_auto_workers
-        return super().build_dataloader(resolve_auto_workers(dataloader), seed=seed, diff_rank_seed=diff_rank_seed)
+        """mmengine's, after a ``num_workers='auto'`` is made a number from the thread count in force
+        (:func:`cnclip_mm.cpu.resolve_auto_workers`; inside ``train`` / ``val`` / ``test`` that is
+        ``cpu_speed``'s deterministic choice)."""
+        return super().build_dataloader(resolve_auto_workers(dataloader, torch.get_num_threads()), seed=seed,
+                                        diff_rank_seed=diff_rank_seed)
 
     def build_train_loop(self, loop):
         """Epoch-based loops resume mid-epoch exactly (:class:`ExactResumeEpochBasedTrainLoop`)."""
@@ -202,7 +200,7 @@ class CLIPRunnerMixin:
 
 @RUNNERS.register_module()
 class CLIPRunner(CLIPRunnerMixin, Runner):
-    """:class:`mmengine.runner.Runner` reading two extra config keys (see :class:`CLIPRunnerMixin`).
+    """:class:`mmengine.runner.Runner` reading extra config keys (see :class:`CLIPRunnerMixin`).
     """
 
 

@@ -3,11 +3,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cnclip_mm.cpu import bf16 as bf16_module
+from cnclip_mm.cpu.bf16 import Bf16GemmAsFp32, bf16_gemm_context
 from cnclip_mm.engine import AutocastOptimWrapper
 from cnclip_mm.engine.optimizers import autocast_wrapper
 from cnclip_mm.registry import MODELS
-from cnclip_mm.utils import bf16_gemm
-from cnclip_mm.utils.bf16_gemm import Bf16GemmAsFp32, bf16_gemm_context
 
 bf16 = torch.bfloat16
 
@@ -54,11 +54,11 @@ def test_fp32_ops_pass_through_untouched():
 
 
 def test_choice_auto_follows_the_cpu(monkeypatch):
-    monkeypatch.setattr(bf16_gemm, 'cpu_has_native_bf16_gemm', lambda: False)
+    monkeypatch.setattr(bf16_module, 'cpu_has_native_bf16_gemm', lambda: False)
     assert isinstance(bf16_gemm_context('auto'), Bf16GemmAsFp32)
     assert not isinstance(bf16_gemm_context('auto', device_type='cuda'), Bf16GemmAsFp32)
     assert not isinstance(bf16_gemm_context('native'), Bf16GemmAsFp32)
-    monkeypatch.setattr(bf16_gemm, 'cpu_has_native_bf16_gemm', lambda: True)
+    monkeypatch.setattr(bf16_module, 'cpu_has_native_bf16_gemm', lambda: True)
     assert not isinstance(bf16_gemm_context('auto'), Bf16GemmAsFp32)
     assert isinstance(bf16_gemm_context('fp32'), Bf16GemmAsFp32)
     with pytest.raises(ValueError, match="bf16_gemm must be one of .* got 'fast'"):
@@ -71,7 +71,7 @@ class _Recording(Bf16GemmAsFp32):
     phase, counts = None, {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func in bf16_gemm._MATRIX_OPS:
+        if func in bf16_module._MATRIX_OPS:
             _Recording.counts[_Recording.phase] = _Recording.counts.get(_Recording.phase, 0) + 1
         return super().__torch_dispatch__(func, types, args, kwargs)
 
@@ -96,26 +96,32 @@ def _inputs():
                 image_slots=[0, 1, 2], text_slots=[0, 1, 2])
 
 
-@pytest.mark.parametrize('choice', ['fp32', 'native'])
-def test_autocast_wrapper_train_step_runs_forward_and_backward_in_the_chosen_kernels(monkeypatch, choice):
-    """One bf16 step of a tiny CLIP (ViT: conv, flash attention; BERT: dropout attention) through the
-    wrapper: with 'fp32' the forward and the backward matmuls all go through the mode, and the
-    gradients match PyTorch's own bf16 kernels to bf16 precision."""
-    _Recording.counts = {}
-    monkeypatch.setattr(autocast_wrapper, 'Bf16GemmAsFp32', _Recording)
-    grads = {}
-    for mode in (choice, 'native'):
-        model = _tiny_clip().eval()  # dropout off: both runs see the same network
-        wrapper = AutocastOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.0), bf16_gemm=mode)
+def _step_gradients(wrapper_kind):
+    """A tiny CLIP's gradients after one step through AutocastOptimWrapper(bf16_gemm=...), or in fp32 (None)."""
+    model = _tiny_clip().eval()  # dropout off: every run sees the same network
+    if wrapper_kind is None:
+        model(inputs=_inputs(), mode='loss')['loss'].backward()
+    else:
+        wrapper = AutocastOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.0), bf16_gemm=wrapper_kind)
         _Recording.phase = 'forward'
         with wrapper.optim_context(model):
             loss = model(inputs=_inputs(), mode='loss')['loss']
         _Recording.phase = 'backward'
         wrapper.backward(loss)
-        grads[mode] = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]).double()
+
+
+@pytest.mark.parametrize('choice', ['fp32', 'native'])
+def test_autocast_wrapper_train_step_runs_forward_and_backward_in_the_chosen_kernels(monkeypatch, choice):
+    """One bf16 step of a tiny CLIP (ViT: conv, flash attention; BERT: dropout attention) through the
+    wrapper: with 'fp32' the forward and the backward matmuls all go through the mode; either way the
+    gradients are the fp32 step's to bf16 precision (cosine 0.998 and 0.999 on these sizes)."""
+    _Recording.counts = {}
+    monkeypatch.setattr(autocast_wrapper, 'Bf16GemmAsFp32', _Recording)
+    grads = _step_gradients(choice)
     if choice == 'fp32':
         assert _Recording.counts['forward'] >= 10 and _Recording.counts['backward'] >= 10, _Recording.counts
-        cos = F.cosine_similarity(grads['fp32'].double(), grads['native'].double(), dim=0)
-        assert cos > 0.999, cos
     else:
         assert _Recording.counts == {}
+    cos = F.cosine_similarity(grads, _step_gradients(None), dim=0)
+    assert cos > 0.995, cos

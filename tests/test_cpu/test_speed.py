@@ -1,0 +1,100 @@
+"""cpu_speed: on for CPUs only by default, every global setting put back, nothing left in data workers,
+the same dropout masks on every CPU vendor."""
+import gc
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from cnclip_mm.cpu import choose_threads, cpu_speed, mode, onednn
+from cnclip_mm.cpu import vendor as vendor_module
+
+
+def _global_state():
+    return torch.get_num_threads(), gc.get_freeze_count(), torch._C._len_torch_function_stack()
+
+
+@pytest.mark.parametrize('enabled, device, on', [
+    ('auto', 'cpu', True), ('auto', 'cuda', False), ('auto', 'meta', False), (True, 'cuda', True),
+    (False, 'cpu', False)])
+def test_auto_follows_the_device_and_everything_is_restored(enabled, device, on):
+    torch.set_num_threads(1)
+    before = _global_state()
+    with cpu_speed(enabled, device, paths=('dropout', 'gc_freeze')) as state:
+        assert state.on is on and mode.active() is on
+        assert (gc.get_freeze_count() > 0) is on
+        assert torch.get_num_threads() == (choose_threads().threads if on else 1)
+    assert _global_state() == before and not mode.active()
+
+
+def test_restored_after_an_error_and_nested_blocks_leave_it_to_the_outer():
+    before = _global_state()
+    with pytest.raises(RuntimeError, match='boom'):
+        with cpu_speed(True, threads=1):
+            with cpu_speed(True, threads=1) as inner:
+                assert not inner.on and 'enclosing' in inner.describe()
+                assert torch._C._len_torch_function_stack() == 1
+            raise RuntimeError('boom')
+    assert _global_state() == before
+
+
+def test_explicit_threads_apply_even_when_off():
+    before = torch.get_num_threads()
+    with cpu_speed(False, threads=1) as state:
+        assert torch.get_num_threads() == 1 and not mode.active()
+        assert 'torch intra-op threads: 1 (requested)' in state.describe()
+    assert torch.get_num_threads() == before
+
+
+def test_bad_choices_are_named():
+    with pytest.raises(ValueError, match="cpu_speed must be 'auto', True or False, got 'yes'"):
+        with cpu_speed('yes'):
+            pass
+    with pytest.raises(ValueError, match="unknown cpu_speed path.*'mallopt'"):
+        with cpu_speed(True, paths=('mallopt', )):
+            pass
+
+
+class _Probe(Dataset):
+    """Each item reports the loading process's mode stack and thread count."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        return dict(active=mode.active(), stack=torch._C._len_torch_function_stack(),
+                    threads=torch.get_num_threads())
+
+
+def test_forked_worker_has_no_mode_and_one_thread():
+    loader = DataLoader(_Probe(), batch_size=1, num_workers=1, multiprocessing_context='fork',
+                        collate_fn=lambda items: items[0])
+    with cpu_speed(True, threads=2, paths=('dropout', )):
+        assert mode.active()
+        seen = list(loader)
+    assert seen == [dict(active=False, stack=0, threads=1)] * 2
+
+
+def _masks():
+    """The zero pattern of a hidden-state dropout and of attention probabilities' dropout, seed 0."""
+    torch.manual_seed(0)
+    hidden = nn.Dropout(0.1)(torch.ones(285, 768))
+    q = torch.randn(8, 12, 51, 64)
+    out = F.scaled_dot_product_attention(q, q, torch.eye(51).expand(8, 12, 51, 51), dropout_p=0.1)
+    return hidden == 0, out == 0
+
+
+@pytest.mark.parametrize('paths', [('dropout', 'attention'), ('dropout', 'attention', 'onednn')])
+def test_same_seed_same_masks_on_every_cpu_vendor(monkeypatch, paths):
+    masks = {}
+    for name in ('GenuineIntel', 'AuthenticAMD', None):
+        monkeypatch.setattr(vendor_module, 'cpu_vendor', lambda name=name: name)
+        monkeypatch.setattr(onednn, 'cpu_vendor', lambda name=name: name)
+        with cpu_speed(True, paths=paths):
+            masks[name] = _masks()
+    first = masks['GenuineIntel']
+    assert 0.09 < first[0].float().mean() < 0.11 and 0.05 < first[1].float().mean() < 0.15
+    for other in masks.values():
+        assert all(torch.equal(a, b) for a, b in zip(other, first))
