@@ -2,13 +2,15 @@
 
 Skips may happen in DataLoader worker processes, so the counts and the first examples live in
 shared memory created in the main process; the main process (``BadSampleReportHook`` or
-``check_dataset.py``) reads and logs them.
+``check_dataset.py``) reads and logs them. In distributed training every rank's counts and examples
+are gathered to rank 0, whose logger is the one that prints warnings.
 """
 import logging
 import multiprocessing as mp
 from typing import List
 
 import torch.utils.data
+from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.logging import print_log
 
 POLICIES = ('error', 'skip')
@@ -86,13 +88,29 @@ class BadSampleLog:
             self._counts[slot] = 0
         self._examples[:] = bytes(len(self._examples))
 
-    def report(self, name: str, reset: bool = True) -> int:
-        """Log the count and first examples (if any) and return the count."""
-        count = self.count
-        if count:
-            lines = '\n  '.join(self.examples)
-            print_log(f'{name}: skipped {count} bad sample(s); first ones:\n  {lines}',
-                      logger='current', level=logging.WARNING)
+    def report(self, name: str, reset: bool = True, gather: bool = False) -> int:
+        """Log the count and first examples (if any) and return the count.
+
+        Args:
+            name: What the report is about (dataset and moment), the log line's start.
+            reset: Zero the counts and examples afterwards.
+            gather: A collective: every rank calls it at the same point, and rank 0 alone logs the sum
+                over ranks with each rank's examples (other ranks' loggers print errors only). The count
+                returned is then the sum too.
+        """
+        per_rank = [(self.count, self.examples)]
+        if gather and get_world_size() > 1:
+            per_rank = all_gather_object(per_rank[0])
+        count = sum(n for n, _ in per_rank)
+        if count and (len(per_rank) == 1 or get_rank() == 0):
+            if len(per_rank) == 1:
+                lines = per_rank[0][1]
+                head = f'{name}: skipped {count} bad sample(s); first ones:'
+            else:
+                lines = [f'rank {rank}: {line}' for rank, (_, examples) in enumerate(per_rank) for line in examples]
+                ranks = ', '.join(f'rank {rank}: {n}' for rank, (n, _) in enumerate(per_rank))
+                head = f'{name}: skipped {count} bad sample(s) ({ranks}); first ones:'
+            print_log('\n  '.join([head, *lines]), logger='current', level=logging.WARNING)
         if reset:
             self.reset()
         return count

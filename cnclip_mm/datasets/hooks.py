@@ -26,7 +26,9 @@ class BadSampleReportHook(Hook):
     """Log how many training samples were skipped in the epoch, with the first examples.
 
     Workers record skips in shared memory (:class:`BadSampleLog`); this hook reads and resets the
-    counts in the main process after each train epoch and after validation/test runs.
+    counts in the main process after each train epoch and after validation/test runs. Every rank
+    runs the hook at the same point, so the counts and examples of all ranks are gathered and rank 0
+    logs them (mmengine's logger prints only errors on the other ranks).
     """
 
     priority = 'VERY_LOW'
@@ -37,7 +39,7 @@ class BadSampleReportHook(Hook):
         dataset = getattr(loader, 'dataset', None)
         total = 0
         for ds in iter_bad_sample_datasets(dataset):
-            total += ds.bad_samples.report(f'{ds.name} {when}')
+            total += ds.bad_samples.report(f'{ds.name} {when}', gather=True)
         return total
 
     def after_train_epoch(self, runner) -> None:

@@ -3,7 +3,7 @@ from typing import Optional
 
 import torch
 import torch.distributed as dist
-from mmengine.dist import get_world_size
+from mmengine.dist import get_comm_device, get_world_size
 from mmengine.logging import print_log
 from mmengine.runner import IterBasedTrainLoop
 
@@ -48,7 +48,7 @@ class StreamTrainLoop(IterBasedTrainLoop):
         have = batch is not None
         if getattr(self.dataset, 'resampled', False) or get_world_size() == 1:
             return have
-        flag = torch.tensor([int(have)])
+        flag = torch.tensor([int(have)], device=get_comm_device())  # NCCL reduces CUDA tensors only
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         return bool(flag.item())
 
@@ -79,7 +79,7 @@ class StreamTrainLoop(IterBasedTrainLoop):
         print_log(f'data epoch {self._epoch} done after {self._batches_done} batches', logger='current')
         bad = getattr(self.dataset, 'bad_samples', None)
         if bad is not None:
-            bad.report(f'{self.dataset.name} epoch {self._epoch}')
+            bad.report(f'{self.dataset.name} epoch {self._epoch}', gather=True)
         self._start_epoch(self._epoch + 1, 0)
 
     def run(self) -> torch.nn.Module:
