@@ -101,10 +101,11 @@ def weights_to_fp16(proto) -> None:
 
 
 def _example_ids(batch: int, length: int, vocab_size: int, generator: Optional[torch.Generator] = None):
-    """``[CLS] random tokens [SEP]`` then padding, with a different true length per row."""
+    """``[CLS] random tokens [SEP]`` then padding, with a different true length per row; the first row fills
+    the whole length (no padding: the full-context case of a caption that was cut to fit)."""
     ids = torch.zeros(batch, length, dtype=torch.long)
     for row in range(batch):
-        n = max(2, length - 1 - (row * 3) % max(1, length - 2))
+        n = max(2, length - (row * 3) % max(1, length - 2))
         ids[row, 0] = 101
         ids[row, 1:n - 1] = torch.randint(672, min(vocab_size, 8000), (n - 2, ), generator=generator)
         ids[row, n - 1] = 102

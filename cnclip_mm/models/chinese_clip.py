@@ -11,6 +11,7 @@ from cnclip_mm.registry import MODELS
 from cnclip_mm.structures import DataSample
 
 from .losses.context import batch_context
+from .text_encoders.padding import trim_padding
 
 
 @MODELS.register_module()
@@ -79,9 +80,10 @@ class ChineseCLIP(BaseModel):
         return F.normalize(self.encode_image(images), dim=-1)
 
     def extract_text_feat(self, texts: Union[torch.Tensor, Sequence[str]]) -> torch.Tensor:
-        """L2-normalised text features ``[N, D]`` of token ids or raw strings (tokenised here)."""
+        """L2-normalised text features ``[N, D]`` of token ids (used as given) or raw strings (tokenised
+        and trimmed to the longest text on the CPU here, :func:`~.text_encoders.trim_padding`)."""
         if not isinstance(texts, torch.Tensor):
-            texts = self.tokenize(texts)
+            texts = trim_padding(self.tokenize(texts), self.text_encoder.pad_token_id)
         return F.normalize(self.encode_text(texts.to(self.text_projection.device)), dim=-1)
 
     def tokenize(self, texts: Union[str, Sequence[str]]) -> torch.Tensor:

@@ -1,5 +1,5 @@
-"""clip_collate: stacked batches that preprocess to exactly what pseudo_collate's do, in workers too;
-and ``num_workers='auto'`` resolved by the runner."""
+"""clip_collate: stacked batches that preprocess to what pseudo_collate's do (token ids trimmed to the
+longest text, with the same features), in workers too; and ``num_workers='auto'`` resolved by the runner."""
 import os.path as osp
 
 import pytest
@@ -12,7 +12,7 @@ from cnclip_mm.cpu import auto_workers, cpu_speed, resolve_auto_workers
 from cnclip_mm.datasets import clip_collate, ensure_demo_data
 from cnclip_mm.engine import CLIPRunner
 from cnclip_mm.models import CLIPDataPreprocessor
-from cnclip_mm.registry import DATASETS
+from cnclip_mm.registry import DATASETS, MODELS
 from cnclip_mm.structures import DataSample
 from cnclip_mm.utils import share_tokenizer
 
@@ -36,13 +36,19 @@ def _preprocessed(batch):
     return CLIPDataPreprocessor()(batch)['inputs']
 
 
-def _assert_same_inputs(a, b):
+def _assert_same_inputs(a, b, multiple=8):
+    """``a`` (clip_collate) equals ``b`` (pseudo_collate) but for the padding columns it trimmed."""
     assert a['image_slots'] == b['image_slots'] and a['text_slots'] == b['text_slots']
     for key in ('images', 'text_ids'):
         if a[key] is None or b[key] is None:
             assert a[key] is None and b[key] is None, key
-        else:
+        elif key == 'images':
             assert torch.equal(a[key], b[key]), key
+        else:
+            kept, full = a[key].shape[1], b[key].shape[1]
+            assert kept % multiple == 0 or kept == full, (kept, full)
+            assert torch.equal(a[key], b[key][:, :kept]) and not b[key][:, kept:].any()
+            assert b[key][:, max(kept - multiple, 0):kept].any()  # no whole round unit of padding kept
 
 
 def _item(image=None, ids=None, **meta):
@@ -57,7 +63,7 @@ def test_pairs_stack_and_preprocess_like_pseudo_collate(demo_cfg):
     items = [ds[i] for i in range(6)]
     batch = clip_collate([dict(inputs=it['inputs'], data_samples=it['data_samples'].clone()) for it in items])
     assert batch['inputs'].shape == (6, 3, 64, 64) and batch['inputs'].dtype == torch.uint8
-    assert batch['text_ids'].shape == (6, 32) and batch['text_slots'] == list(range(6))
+    assert batch['text_ids'].shape[0] == 6 and batch['text_slots'] == list(range(6))
     # the ids live in the batch tensor only; metadata stays with the samples
     assert all('text_ids' not in s for s in batch['data_samples'])
     assert [s.metainfo for s in batch['data_samples']] == [it['data_samples'].metainfo for it in items]
@@ -71,7 +77,7 @@ def test_mixed_image_only_and_text_only_items():
     batch = clip_collate([dict(inputs=i['inputs'], data_samples=i['data_samples'].clone()) for i in items])
     assert isinstance(batch['inputs'], list) and batch['inputs'][1] is None  # not every item has an image
     assert batch['text_slots'] == [1, 2, 3] and batch['text_ids'].tolist()[1] == [101, 6, 6, 102]
-    _assert_same_inputs(_preprocessed(batch), _preprocessed(pseudo_collate(items)))
+    _assert_same_inputs(_preprocessed(batch), _preprocessed(pseudo_collate(items)), multiple=4)
     images_only = clip_collate([_item(image=img), _item(image=img)])
     assert images_only['text_ids'] is None and images_only['text_slots'] == []
     assert _preprocessed(images_only)['text_ids'] is None
@@ -100,6 +106,50 @@ def test_worker_batches_equal_inline_batches(demo_cfg):
         for key in seen:
             seen[key] += 0 if inputs[key] is None else len(inputs[key])
     assert seen == dict(images=250, text_ids=250)
+
+
+def _id_items(lengths, width=52):
+    items = []
+    for n in lengths:
+        ids = [101] + [672 + i for i in range(n - 2)] + [102]
+        items.append(_item(ids=ids + [0] * (width - n)))
+    return items
+
+
+def test_trims_padding_to_a_multiple_capped_at_the_context_length():
+    items = _id_items([5, 19, 3])
+    widths = {multiple: clip_collate(_id_items([5, 19, 3]), pad_to_multiple_of=multiple)['text_ids'].shape[1]
+              for multiple in (1, 8, 16, 64)}
+    assert widths == {1: 19, 8: 24, 16: 32, 64: 52}  # 64 rounds past the 52 ids of a row: capped
+    assert clip_collate(items)['text_ids'].shape == (3, 24)  # default: multiples of 8
+    assert clip_collate(_id_items([52, 3]))['text_ids'].shape == (2, 52)  # a caption of the full context
+    assert clip_collate(_id_items([7, 3]), pad_token_id=672)['text_ids'].shape == (2, 52)  # 0 is not padding
+    with pytest.raises(ValueError, match='pad_to_multiple_of must be >= 1, got 0'):
+        clip_collate(_id_items([3]), pad_to_multiple_of=0)
+
+
+def test_trimmed_batches_give_the_features_of_full_ids(tiny_model_cfg):
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_model_cfg).eval()
+    items = _id_items([5, 19, 3, 11])
+    full = torch.stack([item['data_samples'].text_ids for item in items])
+    with torch.no_grad():
+        expect = model.extract_text_feat(full)
+        for multiple in (1, 8):
+            batch = clip_collate(_id_items([5, 19, 3, 11]), pad_to_multiple_of=multiple)
+            assert batch['text_ids'].shape[1] < full.shape[1]
+            feats = model(**model.data_preprocessor(batch), mode='tensor')[1]
+            torch.testing.assert_close(feats, expect, atol=1e-5, rtol=0)
+
+
+def test_configs_pass_the_multiple(demo_cfg):
+    loader = demo_cfg.val_dataloader.to_dict()
+    assert loader['collate_fn'] == dict(type='cnclip_mm.clip_collate')
+    built = CLIPRunner.build_dataloader(
+        dict(loader, num_workers=0, persistent_workers=False,
+             collate_fn=dict(type='cnclip_mm.clip_collate', pad_to_multiple_of=1)), seed=0)
+    widths = [batch['text_ids'].shape[1] for batch in built if batch['text_ids'] is not None]
+    assert widths and all(width < 32 for width in widths) and any(width % 8 for width in widths)
 
 
 def test_auto_workers_follow_the_threads(demo_cfg):

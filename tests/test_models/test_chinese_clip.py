@@ -180,3 +180,18 @@ def test_text_encoder_masks_padding(model):
     longer = model.tokenizer(['红色圆形'], context_length=20)
     enc = model.text_encoder
     assert torch.allclose(enc(ids), enc(longer), atol=1e-5)  # padding never leaks into [CLS]
+
+
+def test_text_features_equal_the_transformers_bert_path(model):
+    """The own text tower gives what transformers' BertModel (the previous tower) gives with the same weights."""
+    from transformers import BertConfig, BertModel
+    config = model.text_encoder.config
+    hf = BertModel(BertConfig(**config.to_dict()), add_pooling_layer=False).eval()
+    hf.load_state_dict(model.text_encoder.bert.state_dict(), strict=True)
+    ids = model.tokenizer(['红色圆形', '一张在夜晚拍摄的城市街道照片', '狗'])
+    with torch.no_grad():
+        cls = hf(input_ids=ids, attention_mask=(ids != 0).long()).last_hidden_state[:, 0]
+        expect = F.normalize(cls @ model.text_projection, dim=-1)
+        torch.testing.assert_close(model.extract_text_feat(ids), expect, atol=1e-5, rtol=0)
+        torch.testing.assert_close(model.extract_text_feat(['红色圆形', '一张在夜晚拍摄的城市街道照片', '狗']), expect,
+                                   atol=1e-5, rtol=0)

@@ -1,3 +1,4 @@
 from .bert import ChineseBertEncoder
+from .padding import trim_padding
 
-__all__ = ['ChineseBertEncoder']
+__all__ = ['ChineseBertEncoder', 'trim_padding']
