@@ -4,23 +4,36 @@
     python benchmarks/data_throughput.py --jpeg-only [--reps 5]   # real-size JPEG section only
 
 Converts the demo set (generated if missing) to LMDB, to an image folder + jsonl and to 8 tar
-shards in a temp dir, then times full passes of LoadImage -> RandomResizedCrop -> CleanCaption -> TokenizeText ->
-PackCLIPInputs through a DataLoader (pseudo_collate), after one warm-up batch.
+shards in a temp dir, then times full passes of LoadRandomResizedCrop -> CleanCaption -> TokenizeText ->
+PackCLIPInputs through a DataLoader (pseudo_collate), after one warm-up batch (the demo's PNGs take
+the exact path).
 
-Then real-size JPEGs (500x375 to 1024x768, quality 90), single process, 224 px: the reference
-pipeline (PIL open, RGB, bicubic resize, to float tensor, normalise, per image) against
-``LoadResizeImage`` (uint8) + one batch normalisation, exact and with ``draft=True``.
+Then real-size JPEGs (500x375 to 1024x768, quality 90), one thread, 224 px (``--jpeg-size``),
+interleaved passes: the official training preprocessing (PIL decode, random-resized crop 0.9-1.0
+bicubic, RGB, float tensor, normalise, per image; written here from its rules) against the image
+steps of the config's ``train_pipeline`` (``--config``, default configs/_base_/datasets/muge.py) +
+one batch normalisation, with the default decoder, with Pillow's, and with exact pixels
+(``draft=False``). Images per CPU-second (per core) and per wall second, the ratio, the CPU model,
+and the mean pixel difference of the draft path from the exact one on the same crops.
 """
 import argparse
 import base64
+import io
 import json
+import math
 import os
 import os.path as osp
+import platform
+import random
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import List, Optional
+
+import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
@@ -32,6 +45,8 @@ from cnclip_mm.datasets import ensure_demo_data  # noqa: E402
 from cnclip_mm.datasets.lmdb_writer import build_lmdb  # noqa: E402
 from cnclip_mm.datasets.shard_writer import write_shards  # noqa: E402
 from cnclip_mm.registry import DATASETS  # noqa: E402
+
+DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / 'configs' / '_base_' / 'datasets' / 'muge.py')
 
 
 def export_jsonl(demo: str, out: str) -> None:
@@ -70,10 +85,7 @@ def measure(dataset, workers: int, batch_size: int, batches: int) -> float:
 
 def make_jpegs(count: int, seed: int = 0) -> List[bytes]:
     """Photo-like JPEGs (smooth gradients, shapes, noise) cycling through four real-world sizes."""
-    import io
-
-    import numpy as np
-    from PIL import Image, ImageDraw
+    from PIL import ImageDraw
     rng = np.random.default_rng(seed)
     sizes = [(500, 375), (640, 480), (800, 600), (1024, 768)]
     out = []
@@ -94,60 +106,128 @@ def make_jpegs(count: int, seed: int = 0) -> List[bytes]:
     return out
 
 
-def jpeg_section(count: int, reps: int, size: int = 224) -> dict:
-    """Reference vs our decode+resize pipelines on real-size JPEGs: images/s (min/median), ratio."""
-    import io
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def official_random_resized_crop(img, size: int, crop_scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3)):
+    """The official training crop (torchvision's RandomResizedCrop under timm), written from its rules:
+    up to 10 draws of an area fraction in ``crop_scale`` and a log-uniform aspect in ``ratio``, the first
+    box that fits at a uniform position, else the largest centre box in range; crop, bicubic resize."""
+    width, height = img.size
+    for _ in range(10):
+        area = width * height * random.uniform(*crop_scale)
+        aspect = math.exp(random.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        w, h = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            top, left = random.randint(0, height - h), random.randint(0, width - w)
+            break
+    else:
+        w, h = width, height
+        if width / height < ratio[0]:
+            h = int(round(width / ratio[0]))
+        elif width / height > ratio[1]:
+            w = int(round(height * ratio[1]))
+        top, left = (height - h) // 2, (width - w) // 2
+    return img.crop((left, top, left + w, top + h)).resize((size, size), Image.BICUBIC)
+
+
+def config_image_pipeline(config: str, size: int, **overrides):
+    """The image steps of ``config``'s ``train_pipeline`` (text steps dropped), at ``size`` px."""
+    from mmengine.config import Config
+    from mmengine.dataset import Compose
+    steps = []
+    for step in Config.fromfile(config).train_pipeline:
+        if step['type'] in ('CleanCaption', 'TokenizeText'):
+            continue
+        step = dict(step)
+        if 'scale' in step:
+            step.update(scale=size, **(overrides if step['type'] == 'LoadRandomResizedCrop' else {}))
+        steps.append(step)
+    return Compose(steps)
+
+
+def jpeg_section(count: int, reps: int, size: int = 224, config: str = DEFAULT_CONFIG) -> dict:
+    """Official training preprocessing vs the config's train pipeline on real-size JPEGs, 1 thread:
+    images per CPU-second (= per core) and per wall second, best of ``reps`` interleaved passes."""
     import statistics
 
-    import numpy as np
+    import cv2
     import torch
-    from PIL import Image
 
-    from cnclip_mm.datasets.transforms.fast_loading import decode_resize
     from cnclip_mm.models.data_preprocessor import CLIP_MEAN, CLIP_STD, CLIPDataPreprocessor
 
     jpegs = make_jpegs(count)
-    torch.set_num_threads(1)  # as in a dataloader worker; many threads on tiny tensors only stall
+    torch.set_num_threads(1)  # one core, as in a dataloader worker
+    cv2.setNumThreads(1)
     mean, std = torch.tensor(CLIP_MEAN).view(3, 1, 1), torch.tensor(CLIP_STD).view(3, 1, 1)
     norm = CLIPDataPreprocessor()
 
-    def reference():
+    def official():
+        # cn_clip's training reader: PIL open, random-resized crop (scale 0.9-1.0, bicubic), RGB,
+        # ToTensor (float CHW / 255), Normalize, per image. Its AutoAugment-style policy is not in the
+        # configs' train pipeline, so neither side runs one.
         tensors = []
         for data in jpegs:
-            img = Image.open(io.BytesIO(data)).convert('RGB').resize((size, size), Image.BICUBIC)
-            t = torch.from_numpy(np.array(img)).permute(2, 0, 1).contiguous().float().div(255)
-            tensors.append((t - mean) / std)
+            img = official_random_resized_crop(Image.open(io.BytesIO(data)), size).convert('RGB')
+            tensor = torch.from_numpy(np.array(img)).permute(2, 0, 1).contiguous().float().div(255)
+            tensors.append((tensor - mean) / std)
         return torch.stack(tensors)
 
-    def ours(draft):
-        # As in training / testing: PackCLIPInputs makes a CHW uint8 tensor per image, the data
-        # preprocessor stacks and normalises the batch.
-        chw = [torch.from_numpy(np.ascontiguousarray(decode_resize(data, (size, size), draft)[0].transpose(2, 0, 1)))
-               for data in jpegs]
-        return norm.normalize(torch.stack(chw))
+    def project(pipeline):
+        # PackCLIPInputs gives a uint8 CHW tensor per image; the data preprocessor normalises the batch.
+        return norm.normalize(torch.stack([pipeline(dict(img_bytes=data))['inputs'] for data in jpegs]))
 
-    pipelines = {'reference': reference, 'ours': lambda: ours(False), 'ours draft': lambda: ours(True)}
-    outputs = {name: fn() for name, fn in pipelines.items()}  # warm-up + results to compare
-    rates = {name: [] for name in pipelines}
-    for _ in range(reps):  # interleaved: one pass of each per repetition
+    configured = config_image_pipeline(config, size)
+    decoder = next((t.decoder for t in configured.transforms if hasattr(t, 'decoder')), 'none')
+    variants = {f'config train pipeline (decoder {decoder})': configured,
+                'config train pipeline, Pillow decoder': config_image_pipeline(config, size, decoder='pillow'),
+                'exact pixels (draft=False: LoadImage + RandomResizedCrop)':
+                    config_image_pipeline(config, size, draft=False)}
+    if decoder == 'none':  # no LoadRandomResizedCrop: the config's pipeline only
+        variants = {'config train pipeline': configured}
+    elif decoder == 'pillow':
+        del variants['config train pipeline, Pillow decoder']
+    pipelines = {'official training preprocessing': official}
+    pipelines.update({name: partial(project, pipeline) for name, pipeline in variants.items()})
+    cpu_rates = {name: [] for name in pipelines}
+    wall_rates = {name: [] for name in pipelines}
+    for fn in pipelines.values():  # warm-up
+        fn()
+    for _ in range(reps):  # interleaved: one pass of each per repetition, same crop draws in each
         for name, fn in pipelines.items():
-            start = time.perf_counter()
+            random.seed(0)
+            np.random.seed(0)
+            cpu, wall = time.process_time(), time.perf_counter()
             fn()
-            rates[name].append(count / (time.perf_counter() - start))
-    ref = outputs['reference']
-    std255 = (std * 255).view(1, 3, 1, 1)
-    print(f'real-size JPEGs (500x375..1024x768, q90) -> {size}px normalised, {count} images, {reps} reps, '
-          '1 process')
-    print('| pipeline | images/s max / median | ratio to reference (max) | max |diff| (normalised) | '
-          'mean |diff| (0-255 levels) |')
-    print('|---|---|---|---|---|')
-    for name, values in rates.items():
-        diff = (outputs[name] - ref).abs()
-        levels = (diff * std255).mean().item()
-        print(f'| {name} | {max(values):.0f} / {statistics.median(values):.0f} | '
-              f'{max(values) / max(rates["reference"]):.2f} | {diff.max().item():.1e} | {levels:.2f} |',
-              flush=True)
-    return {name: (max(v), statistics.median(v)) for name, v in rates.items()}
+            cpu_rates[name].append(count / (time.process_time() - cpu))
+            wall_rates[name].append(count / (time.perf_counter() - wall))
+    # Pixels: the draft path against the exact one on the same boxes (full decode, bicubic crop resize).
+    exact_pipeline = variants.get('exact pixels (draft=False: LoadImage + RandomResizedCrop)', configured)
+    np.random.seed(0)
+    fast = torch.stack([configured(dict(img_bytes=d))['inputs'] for d in jpegs]).float()
+    np.random.seed(0)
+    exact = torch.stack([exact_pipeline(dict(img_bytes=d))['inputs'] for d in jpegs]).float()
+    levels = (fast - exact).abs()
+    base = max(cpu_rates['official training preprocessing'])
+    print(f'real-size JPEGs (500x375..1024x768, q90) -> {size}px, {count} images, {reps} interleaved passes, '
+          f'1 thread; CPU: {cpu_model()}; pipeline: {[repr(t) for t in configured.transforms]}')
+    print('| pipeline | images/s per core (CPU time), best / median | images/s wall, best | ratio (per core) |')
+    print('|---|---|---|---|')
+    for name in pipelines:
+        print(f'| {name} | {max(cpu_rates[name]):.0f} / {statistics.median(cpu_rates[name]):.0f} | '
+              f'{max(wall_rates[name]):.0f} | {max(cpu_rates[name]) / base:.2f} |', flush=True)
+    print(f'draft vs exact pixels, same crops: mean |diff| {levels.mean().item():.2f} levels of 255, '
+          f'99th percentile {levels.flatten().kthvalue(int(0.99 * levels.numel())).values.item():.0f}')
+    return {name: max(v) / base for name, v in cpu_rates.items()}
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
@@ -160,13 +240,15 @@ def main(argv: Optional[List[str]] = None) -> dict:
     parser.add_argument('--jpeg-only', action='store_true', help='only the real-size JPEG section')
     parser.add_argument('--jpegs', type=int, default=64, help='real-size JPEGs per pass')
     parser.add_argument('--reps', type=int, default=5, help='interleaved passes of the JPEG section')
+    parser.add_argument('--jpeg-size', type=int, default=224, help='output size of the JPEG section')
+    parser.add_argument('--config', default=DEFAULT_CONFIG, help='config whose train_pipeline the JPEG section runs')
     args = parser.parse_args(argv)
     init_default_scope('cnclip_mm')
     if args.jpeg_only:
-        return jpeg_section(args.jpegs, args.reps)
+        return jpeg_section(args.jpegs, args.reps, args.jpeg_size, args.config)
     demo = ensure_demo_data(args.demo_root)
     tokenizer = dict(type='ChineseTokenizer', vocab_file=osp.join(demo, 'vocab.txt'), context_length=32)
-    pipeline = [dict(type='LoadImage'), dict(type='RandomResizedCrop', scale=args.img_size),
+    pipeline = [dict(type='LoadRandomResizedCrop', scale=args.img_size),
                 dict(type='CleanCaption'), dict(type='TokenizeText', tokenizer=tokenizer),
                 dict(type='PackCLIPInputs')]
     results = {}
@@ -191,7 +273,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
             dataset = DATASETS.build(dict(cfg, pipeline=pipeline, **split))
             results[name] = {w: measure(dataset, w, args.batch_size, args.batches) for w in workers}
             print(f'{name:<8}' + ''.join(f'{results[name][w]:>14.0f}' for w in workers))
-    results['jpeg'] = jpeg_section(args.jpegs, args.reps)
+    results['jpeg'] = jpeg_section(args.jpegs, args.reps, args.jpeg_size, args.config)
     return results
 
 

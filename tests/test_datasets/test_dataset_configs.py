@@ -1,15 +1,42 @@
-"""configs/_base_/datasets: every file loads, and each builds over tiny data in the real formats."""
+"""configs/_base_/datasets: every file loads, and each builds over tiny data in the real formats; training
+decodes JPEGs at the size the crop needs, evaluation keeps the official pixels."""
+import io
 from pathlib import Path
 
+import numpy as np
 import pytest
-from data_writers import make_image, write_cifar, write_official
+from data_writers import image_bytes, make_image, write_cifar, write_official
 from mmengine.config import Config
+from mmengine.dataset import Compose
+from PIL import Image
 
+from cnclip_mm.datasets import BadSampleError
 from cnclip_mm.datasets.lmdb_writer import build_lmdb
+from cnclip_mm.datasets.transforms import LoadImage, LoadRandomResizedCrop, RandomResizedCrop
 from cnclip_mm.registry import DATASETS, HOOKS
 from cnclip_mm.utils import share_tokenizer
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs' / '_base_' / 'datasets'
+NAMES = sorted(p.name for p in CONFIGS.glob('*.py'))
+TRAINING = [n for n in NAMES if 'train_dataloader' in Config.fromfile(str(CONFIGS / n))]
+ZERO_SHOT = ('cifar100.py', 'elevater.py')  # the official zero-shot reader converts to RGB before resizing
+
+
+def _datasets(dataset: dict):
+    if 'datasets' in dataset:  # ConcatDataset
+        for child in dataset['datasets']:
+            yield from _datasets(child)
+    else:
+        yield dataset
+
+
+def _photo(width: int, height: int, mode: str, fmt: str) -> bytes:
+    yy, xx = np.mgrid[0:height, 0:width] / max(width, height)
+    noise = np.random.default_rng(width).normal(0, 10, (height, width, 1))
+    pixels = np.clip(128 + 90 * np.sin(7 * xx + 3 * yy)[..., None] + noise, 0, 255).astype(np.uint8).repeat(3, -1)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).convert(mode).save(buf, format=fmt)
+    return buf.getvalue()
 
 
 def local_vocab(cfg, vocab_file):
@@ -25,7 +52,7 @@ def local_vocab(cfg, vocab_file):
     return cfg
 
 
-@pytest.mark.parametrize('name', sorted(p.name for p in CONFIGS.glob('*.py')))
+@pytest.mark.parametrize('name', NAMES)
 def test_config_loads(name):
     cfg = Config.fromfile(str(CONFIGS / name))
     assert cfg.test_dataloader.dataset.test_mode is True
@@ -67,7 +94,8 @@ def test_demo_config_builds(tmp_path):
     root = tmp_path / 'demo'
     cfg.merge_from_dict({'tokenizer.vocab_file': str(root / 'vocab.txt')})
     ds_cfg = share_tokenizer(cfg.to_dict())['train_dataloader']['dataset']
-    assert ds_cfg['pipeline'][3]['tokenizer']['vocab_file'] == str(root / 'vocab.txt')
+    tokenize = next(step for step in ds_cfg['pipeline'] if step['type'] == 'TokenizeText')
+    assert tokenize['tokenizer']['vocab_file'] == str(root / 'vocab.txt')
     ds_cfg['data_root'] = str(root)
     ds = DATASETS.build(ds_cfg)  # generates the demo data on first use
     assert len(ds) == 2000
@@ -92,3 +120,49 @@ def test_zero_shot_configs_build(tmp_path):
 
 def test_bad_sample_hook_is_registered():
     assert type(HOOKS.build(dict(type='BadSampleReportHook'))).__name__ == 'BadSampleReportHook'
+
+
+@pytest.mark.parametrize('name', TRAINING)
+def test_train_pipelines_decode_jpegs_at_the_crop_size(name, vocab_file):
+    """The built train pipeline starts with the draft-decoding crop, at the config's size and the official scale."""
+    cfg = Config.fromfile(str(CONFIGS / name))
+    for dataset in _datasets(cfg.to_dict()['train_dataloader']['dataset']):
+        pipeline = Compose(local_vocab(dataset['pipeline'], vocab_file))
+        first = pipeline.transforms[0]
+        assert isinstance(first, LoadRandomResizedCrop) and first.draft and first.decoder in ('pillow', 'simplejpeg')
+        assert first.scale == (cfg.img_size, cfg.img_size) and first.crop_scale == (0.9, 1.0)
+        assert not any(type(t) in (LoadImage, RandomResizedCrop) for t in pipeline.transforms)
+        np.random.seed(0)
+        item = pipeline(dict(img_bytes=_photo(1024, 768, 'RGB', 'JPEG'), text='一只猫', image_id=1))
+        assert item['inputs'].shape == (3, cfg.img_size, cfg.img_size)
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_eval_pipelines_keep_the_official_pixels(name, vocab_file):
+    """Pixel for pixel the official evaluation: Pillow decode, bicubic resize (own mode, then RGB; zero-shot:
+    RGB first), for JPEGs (colour and grey) and PNGs (RGB, RGBA, palette)."""
+    cfg = Config.fromfile(str(CONFIGS / name))
+    images = [_photo(1024, 768, 'RGB', 'JPEG'), _photo(500, 375, 'L', 'JPEG'), _photo(640, 480, 'RGB', 'PNG'),
+              _photo(300, 200, 'RGBA', 'PNG'), _photo(320, 240, 'P', 'PNG')]
+    for loader in ('val_dataloader', 'test_dataloader'):
+        for dataset in _datasets(cfg.to_dict()[loader]['dataset']):
+            pipeline = Compose(local_vocab(dataset['pipeline'], vocab_file))
+            for data in images:
+                img = Image.open(io.BytesIO(data))
+                if name in ZERO_SHOT:
+                    img = img.convert('RGB')
+                want = np.asarray(img.resize((cfg.img_size, cfg.img_size), Image.BICUBIC).convert('RGB'))
+                got = pipeline(dict(img_bytes=data, image_id=1))['inputs'].permute(1, 2, 0).numpy()
+                np.testing.assert_array_equal(got, want, err_msg=f'{loader}: {img.format} {img.mode}')
+
+
+def test_train_pipeline_errors_name_the_file_and_line(tmp_path, vocab_file):
+    images = image_bytes()
+    images[2] = images[2][: len(images[2]) // 2]  # a JPEG cut in half
+    write_official(tmp_path, images=images)
+    ds_cfg = local_vocab(Config.fromfile(str(CONFIGS / 'muge.py')).to_dict()['train_dataloader']['dataset'],
+                         vocab_file)
+    ds = DATASETS.build(dict(ds_cfg, data_root=str(tmp_path)))
+    assert ds[1]['inputs'].shape == (3, 224, 224)
+    with pytest.raises(BadSampleError, match=r'train_imgs\.tsv line 2 \(image_id 2\): corrupt or truncated image'):
+        ds[2]

@@ -5,9 +5,11 @@
 # `tokenizer` (set once, in the model base).
 data_root = 'data/muge'
 img_size = 224
+# Training: decode + official random-resized crop in one step; JPEGs are decoded at the reduced DCT scale the
+# crop allows and area-resized (about one level of 255 from the exact pixels; draft=False for those; docs/data.md).
+# Evaluation keeps the official preprocessing exactly: full decode, bicubic resize.
 train_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='RandomResizedCrop', scale=img_size, crop_scale=(0.9, 1.0)),
+    dict(type='LoadRandomResizedCrop', scale=img_size, crop_scale=(0.9, 1.0)),
     dict(type='CleanCaption'),
     dict(type='TokenizeText'),
     dict(type='PackCLIPInputs'),
