@@ -7,6 +7,7 @@ from mmengine.hooks import Hook
 from cnclip_mm.registry import HOOKS
 
 from .base import BadSampleAwareDataset
+from .sample_seeds import SeededSamples
 from .webdataset_shards import WebDatasetImageText
 
 
@@ -17,7 +18,7 @@ def iter_bad_sample_datasets(dataset) -> Iterator[BadSampleAwareDataset | WebDat
     elif isinstance(dataset, ConcatDataset):
         for sub in dataset.datasets:
             yield from iter_bad_sample_datasets(sub)
-    elif isinstance(dataset, RepeatDataset):
+    elif isinstance(dataset, (RepeatDataset, SeededSamples)):
         yield from iter_bad_sample_datasets(dataset.dataset)
 
 

@@ -1,8 +1,33 @@
-"""Epoch-based training loop that resumes an interrupted epoch at its next unseen batch."""
+"""Epoch-based training loop that resumes an interrupted epoch at its next unseen batch, skipping at the sampler."""
+import torch
 from mmengine.runner import EpochBasedTrainLoop
+from torch.utils.data import BatchSampler, DataLoader
 
-from cnclip_mm.engine.hooks.rng_state_hook import get_rng_states, set_rng_states
+from cnclip_mm.datasets.sample_seeds import SeededIndexSampler, SeededSamples
 from cnclip_mm.registry import LOOPS
+
+
+def seeded_loader(loader: DataLoader, seed: int) -> DataLoader:
+    """``loader`` rebuilt over :class:`SeededSamples` with a :class:`SeededIndexSampler` (same settings).
+
+    Args:
+        loader: A map-style loader with a plain batch size (no custom ``batch_sampler``).
+        seed: Base of the samples' seeds (the run's seed).
+
+    Returns:
+        The new loader: each sample augmented from ``(seed, epoch, index)``, able to skip an epoch's start.
+    """
+    if type(loader.batch_sampler) is not BatchSampler or loader.batch_sampler.sampler is not loader.sampler:
+        raise TypeError(f'train_dataloader: a custom batch_sampler ({type(loader.batch_sampler).__name__}) is not '
+                        'supported by the exact-resume loop; give sampler and batch_size instead')
+    return DataLoader(
+        SeededSamples(loader.dataset), batch_size=loader.batch_size, drop_last=loader.drop_last,
+        sampler=SeededIndexSampler(loader.sampler, seed), num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn, pin_memory=loader.pin_memory, timeout=loader.timeout,
+        worker_init_fn=loader.worker_init_fn, multiprocessing_context=loader.multiprocessing_context,
+        generator=loader.generator, prefetch_factor=loader.prefetch_factor if loader.num_workers else None,
+        persistent_workers=loader.persistent_workers, pin_memory_device=loader.pin_memory_device,
+        in_order=loader.in_order)
 
 
 @LOOPS.register_module()
@@ -11,27 +36,31 @@ class ExactResumeEpochBasedTrainLoop(EpochBasedTrainLoop):
 
     mmengine restarts a resumed epoch at its first batch while keeping the iteration counter, so a run
     resumed from an iteration checkpoint trains some batches twice and shifts every schedule. Here the
-    batches already trained on are drawn again from a fresh data loader (same sampler order for the epoch;
-    DataLoader workers advance their random streams as before) and discarded, then the main process's
-    RNG states are put back: the next batch, its augmentation and dropout equal the uninterrupted run's.
+    sampler skips the batches already trained on (nothing is loaded or decoded for them), and the next
+    batch, its augmentation and dropout equal the uninterrupted run's because:
+
+    * every sample is augmented from its own seed ``(run seed, epoch, index)`` (:func:`seeded_loader`),
+      whatever the worker that loads it, the number of workers or their persistence;
+    * the main process's RNG states come back from the checkpoint (``RNGStateHook``), and starting an
+      epoch's iterator (which draws the workers' base seed) never moves them.
+
     ``CLIPRunner`` uses this loop for every epoch-based config.
     """
 
+    def __init__(self, runner, dataloader, *args, **kwargs) -> None:
+        super().__init__(runner, dataloader, *args, **kwargs)
+        self.dataloader = seeded_loader(self.dataloader, runner.seed)
+
     def run_epoch(self) -> None:
-        done = self._iter - self._epoch * len(self.dataloader)
-        if done <= 0:
-            return super().run_epoch()
         self.runner.call_hook('before_train_epoch')
         self.runner.model.train()
-        batches = iter(())  # an iteration checkpoint at the epoch's last batch: only its end is left
-        if done < len(self.dataloader):
-            states = get_rng_states()  # as the checkpoint left them (RNGStateHook)
+        done = max(self._iter - self._epoch * len(self.dataloader), 0)
+        if done:
+            self.runner.logger.info(f'resumed mid-epoch: the sampler skips the {done} batches of epoch '
+                                    f'{self._epoch} trained before the checkpoint')
+        self.dataloader.sampler.skip(done * self.dataloader.batch_size)
+        with torch.random.fork_rng(devices=[]):
             batches = iter(self.dataloader)
-            for _ in range(done):
-                next(batches)
-            set_rng_states(states)
-        self.runner.logger.info(f'resumed mid-epoch: skipped the {done} batches of epoch {self._epoch} '
-                                'trained before the checkpoint')
         for idx, data_batch in enumerate(batches, start=done):
             self.run_iter(idx, data_batch)
         self.runner.call_hook('after_train_epoch')
