@@ -12,6 +12,15 @@ from tests.test_models.tiny_batches import pair_batch
 LENGTHS = (5, 12, 9, 20)  # caption tokens; the collate trims the ids to 24 columns
 
 
+@pytest.fixture(autouse=True)
+def _full_fp32():
+    """No TF32 on CUDA (cuDNN convolutions use it by default): the tests compare float32 results."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 def _model(cfg: dict, device: str):
     torch.manual_seed(0)
     return MODELS.build(cfg).to(device)
@@ -46,7 +55,7 @@ def _loss_and_grads(model, batch: dict, dtype: torch.dtype):
     inputs = dict(batch['inputs'], images=batch['inputs']['images'].to(dtype))
     loss = model(inputs, mode='loss')['loss']
     loss.backward()
-    return loss.detach(), {name: p.grad for name, p in model.named_parameters()}
+    return loss.detach(), {name: p.grad.detach().clone() for name, p in model.named_parameters()}
 
 
 def test_loss_and_gradients_on_every_device_match_the_cpu_in_float64(tiny_model_cfg, device):
