@@ -63,9 +63,10 @@ def test_same_state_dict_keys_as_transformers():
 
 
 @pytest.mark.parametrize('arch', [dict(), dict(hidden_act='gelu_new', layer_norm_eps=1e-5)])
-def test_equals_transformers_bert_on_padded_batches(arch):
+def test_equals_transformers_bert_on_padded_batches(arch, device):
     enc, hf = _pair(**arch)
-    ids = _mixed_batch([9, 2, 5, 12, 3], width=12)
+    enc, hf = enc.to(device), hf.to(device)
+    ids = _mixed_batch([9, 2, 5, 12, 3], width=12).to(device)
     with torch.no_grad():
         ref = hf(input_ids=ids, attention_mask=(ids != 0).long()).last_hidden_state
         assert torch.allclose(enc(ids), ref[:, 0], atol=1e-5)

@@ -26,7 +26,8 @@ class ChineseBertEncoder(BaseModule):
         vocab_size: rows of the word embedding (21128 for the Chinese BERT vocab).
         pretrained: a local transformers BERT folder (config.json + model.safetensors or pytorch_model.bin)
             or a hub id fetched into the Hugging Face cache; its config then wins over ``arch``.
-        pad_token_id: id whose positions are masked out of attention.
+        pad_token_id: id whose positions are masked out of attention (and the embedding's padding row), also
+            over a pretrained folder's config.json.
         grad_checkpointing: recompute each layer in backward to save memory.
     """
 
