@@ -45,11 +45,12 @@ def test_train_flops_of_vit_b_16_at_52_tokens():
     assert text_per_token == pytest.approx(26.8e9 / 52, rel=0.03)
 
 
-@pytest.mark.parametrize('argv', [['--precisions', 'bf16,fp16', '--modes', 'eager'], COMPILED],
-                         ids=['eager', 'compiled'])
+@pytest.mark.parametrize('argv', [['--precisions', 'bf16,fp16', '--modes', 'eager', '--grad-ckpt'], COMPILED],
+                         ids=['eager-checkpointing', 'compiled'])
 def test_gpu_train_runs_tiny_on_the_cpu(capsys, argv):
     rates = gpu_train.main(TINY_CPU + argv)
     out = capsys.readouterr().out
+    assert f"grad_ckpt={'--grad-ckpt' in argv}" in out
     trains, ratios = _records(out, 'train'), _records(out, 'ratio')
     assert len(trains) == len(rates) == 2 * len(ratios) and ratios
     cfg, _ = gpu_train.model_config(tiny=True)

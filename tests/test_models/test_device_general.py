@@ -129,14 +129,19 @@ def test_predict_writes_features_on_every_device(tiny_model_cfg, device):
     assert all(s.image_feat.device.type == device and s.text_feat.shape == (32,) for s in samples)
 
 
-@pytest.mark.parametrize('grad_checkpointing', [False, True])
-def test_a_full_train_step_runs_on_the_meta_device(tiny_model_cfg, grad_checkpointing):
-    """Both towers, the project's ContrastiveLoss, backward and AdamW on tensors without data."""
-    tiny_model_cfg['loss'] = dict(type='ContrastiveLoss')
+@pytest.mark.parametrize('grad_checkpointing, positives', [(False, ()), (True, ()), (False, ('image_id', 'text'))],
+                         ids=['plain', 'checkpointing', 'aware-loss'])
+def test_a_full_train_step_runs_on_the_meta_device(tiny_model_cfg, grad_checkpointing, positives):
+    """Both towers, the project's ContrastiveLoss (also false-negative-aware, keys from the samples'
+    metainfo), backward and AdamW on tensors without data."""
+    tiny_model_cfg['loss'] = dict(type='ContrastiveLoss', positives=positives)
     model = MODELS.build(tiny_model_cfg).to('meta').train()
     model.set_grad_checkpointing(grad_checkpointing)
     optimizer = _adamw(model)
-    batch = model.data_preprocessor(pair_batch(LENGTHS), training=True)
+    data = pair_batch(LENGTHS)
+    for i, sample in enumerate(data['data_samples']):
+        sample.set_metainfo(dict(image_id=i // 2, text=f'caption {i % 3}'))
+    batch = model.data_preprocessor(data, training=True)
     assert batch['inputs']['images'].is_meta and batch['inputs']['text_ids'].is_meta
     losses = model(**batch, mode='loss')
     assert losses['loss'].is_meta and losses['loss'].shape == ()
