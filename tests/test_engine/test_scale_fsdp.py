@@ -66,11 +66,11 @@ def _train(model: nn.Module, samples: list) -> dict:
     return dict(state={k: v.detach().clone() for k, v in state.items()}, decayed=decayed)
 
 
-def _local_fractions(model: nn.Module) -> dict:
-    """Per residual block / BERT layer: the share of its parameters this rank holds (FSDP shards)."""
+def _local_fractions(model: nn.Module, units: tuple) -> dict:
+    """Per module of the ``units`` classes: the share of its parameters this rank holds (FSDP shards)."""
     fractions = {}
     for name, module in model.named_modules():
-        if type(module).__name__ in BLOCKS:
+        if type(module).__name__ in units:
             held = sum(p.numel() for p in module.parameters())
             fractions[name] = held / sum(s.numel() for k, s in model.original_shapes.items()
                                          if k.startswith(clean_tensor_name(name + '.')))
@@ -86,7 +86,7 @@ def _worker(rank, port, data_root, policy, out_dir):
     result['ddp'] = _train(CLIPDistributedDataParallel(_model()), samples)
     model = CLIPFullyShardedDataParallel(_model(), use_orig_params=True, sync_module_states=True,
                                          wrap_classes=policy)
-    result['fractions'] = _local_fractions(model)
+    result['fractions'] = _local_fractions(model, BLOCKS if policy == 'blocks' else ('Linear',))
     result['fsdp'] = _train(model, samples)
     torch.save(result, os.path.join(out_dir, f'rank{rank}.pt'))
     dist.destroy_process_group()
@@ -111,8 +111,9 @@ def test_fsdp_policy_shards_per_unit_and_equals_ddp_and_one_process(tmp_path, po
     assert moved > 1e-4  # the steps trained
     for rank in range(WORLD):
         fractions = results[rank]['fractions']
-        assert len(fractions) == 4, fractions  # 2 ViT blocks + 2 BERT layers
-        for name, share in fractions.items():  # each block split in halves, not whole blocks per rank
+        linears = sum(isinstance(m, nn.Linear) for m in _model().modules())  # 3 per ViT block, 6 per BERT layer
+        assert len(fractions) == (4 if policy == 'blocks' else linears) and linears == 18, fractions  # 2 + 2 blocks
+        for name, share in fractions.items():  # each unit split in halves, not whole units per rank
             assert 0.4 < share < 0.6, (rank, name, share)
 
 
