@@ -15,8 +15,8 @@ optim_wrapper = dict(optimizer=dict(lr=0.0004))
 custom_hooks = [dict(type='TowerLockHook')]
 # 336 px input: the dataset base works at 224.
 train_dataloader = dict(dataset=dict(pipeline=[
-    dict(type='LoadImage'), dict(type='RandomResizedCrop', scale=336, crop_scale=(0.9, 1.0)),
-    dict(type='CleanCaption'), dict(type='TokenizeText'),
+    dict(type='LoadRandomResizedCrop', scale=336, crop_scale=(0.9, 1.0)), dict(type='CleanCaption'),
+    dict(type='TokenizeText'),
     dict(type='PackCLIPInputs')]))
 val_dataloader = dict(dataset=dict(pipeline=[
     dict(type='LoadImage'), dict(type='ResizeExact', scale=336), dict(type='CleanCaption'),

@@ -7,7 +7,7 @@ from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 LEAVES = sorted(glob.glob(osp.join(REPO, 'configs', '*.py')) + glob.glob(osp.join(REPO, 'configs', 'demo', '*.py')))
-RESIZES = ('ResizeExact', 'RandomResizedCrop')
+RESIZES = ('ResizeExact', 'RandomResizedCrop', 'LoadRandomResizedCrop', 'LoadResizeImage')
 
 
 def _datasets(dataset):

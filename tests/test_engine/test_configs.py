@@ -42,7 +42,7 @@ def test_stage_pairs(variant):
     assert s2.load_from == f'work_dirs/stage1_{variant}/last_checkpoint'
     assert s2.model.image_encoder.init_cfg is None and s2.model.text_encoder.pretrained is None
     if variant == 'vit-l-14-336':
-        assert s1.train_dataloader.dataset.pipeline[1].scale == 336
+        assert s1.train_dataloader.dataset.pipeline[0].scale == 336
 
 
 def test_onerun_and_finetunes():
