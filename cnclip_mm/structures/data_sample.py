@@ -10,7 +10,8 @@ class DataSample(BaseDataElement):
     """Per-sample annotations and predictions.
 
     Metainfo (set by the dataset / packing): ``sample_idx``, ``img_path``, ``image_id``, ``text_id``,
-    ``text`` (raw caption), ``gt_image_ids`` (list of image ids a text is paired with).
+    ``text`` (raw caption), ``gt_image_ids`` (list of image ids a text is paired with), ``label_index``
+    (the class index as a host int, set with ``gt_label``: losses read it without a device sync).
 
     Data fields: ``text_ids`` (LongTensor [L]), ``gt_label`` (LongTensor [1]); predictions written by
     the model: ``image_feat`` / ``text_feat`` (Tensor [D], L2-normalised), ``pred_score`` (Tensor [C]),
@@ -18,8 +19,10 @@ class DataSample(BaseDataElement):
     """
 
     def set_gt_label(self, value: Union[int, np.integer, torch.Tensor, Sequence[int]]) -> 'DataSample':
-        """Store a class index as a LongTensor of shape [1]."""
+        """Store a class index as a LongTensor of shape [1] (and, for one index, ``label_index``)."""
         self.gt_label = _as_label(value)
+        if self.gt_label.numel() == 1:
+            self.set_metainfo(dict(label_index=int(self.gt_label[0])))
         return self
 
     @property

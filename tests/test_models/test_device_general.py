@@ -129,7 +129,8 @@ def test_predict_writes_features_on_every_device(tiny_model_cfg, device):
     assert all(s.image_feat.device.type == device and s.text_feat.shape == (32,) for s in samples)
 
 
-@pytest.mark.parametrize('grad_checkpointing, positives', [(False, ()), (True, ()), (False, ('image_id', 'text'))],
+@pytest.mark.parametrize('grad_checkpointing, positives',
+                         [(False, ()), (True, ()), (False, ('image_id', 'text', 'label'))],
                          ids=['plain', 'checkpointing', 'aware-loss'])
 def test_a_full_train_step_runs_on_the_meta_device(tiny_model_cfg, grad_checkpointing, positives):
     """Both towers, the project's ContrastiveLoss (also false-negative-aware, keys from the samples'
@@ -141,6 +142,7 @@ def test_a_full_train_step_runs_on_the_meta_device(tiny_model_cfg, grad_checkpoi
     data = pair_batch(LENGTHS)
     for i, sample in enumerate(data['data_samples']):
         sample.set_metainfo(dict(image_id=i // 2, text=f'caption {i % 3}'))
+        sample.set_gt_label(i % 2)  # moved to the meta device with the batch; the loss reads label_index
     batch = model.data_preprocessor(data, training=True)
     assert batch['inputs']['images'].is_meta and batch['inputs']['text_ids'].is_meta
     losses = model(**batch, mode='loss')

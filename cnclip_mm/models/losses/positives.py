@@ -25,10 +25,17 @@ def _stable_key(value) -> int:
 
 
 def _sample_value(sample, key: str):
-    if key == 'label':
-        label = sample.get('gt_label')
-        return None if label is None else int(torch.as_tensor(label).reshape(-1)[0])
-    return sample.get(key)
+    if key != 'label':
+        return sample.get(key)
+    if sample.get('label_index') is not None:  # a host int: no device sync (DataSample.set_gt_label)
+        return sample.get('label_index')
+    label = sample.get('gt_label')
+    if label is None:
+        return None
+    if isinstance(label, torch.Tensor) and label.device.type != 'cpu':
+        raise ValueError(f'a sample\'s gt_label is on {label.device} and has no label_index: set labels with '
+                         'DataSample.set_gt_label, which keeps the index on the host for the loss')
+    return int(torch.as_tensor(label).reshape(-1)[0])
 
 
 def positive_keys(data_samples: Sequence, keys: Sequence[str], device=None) -> Tensor:
