@@ -9,12 +9,15 @@ Each model outputs the L2-normalised features of ``extract_image_feat`` / ``extr
 import json
 import os
 import os.path as osp
+import tempfile
 import warnings
 from typing import Dict, Optional
 
 import numpy as np
 import torch
 from torch import nn
+
+from .ort_backend import OrtBackend
 
 DEFAULT_OPSET = 17
 FP32_TOLERANCE = 1e-4
@@ -119,7 +122,6 @@ def validate_towers(model: nn.Module, onnx_dir: str, fp16: bool = False, batches
     Returns:
         The worst max |diff| (fp32) or lowest cosine (fp16) per tower.
     """
-    from .ort_backend import OrtBackend
     backend = OrtBackend(onnx_dir)
     size = backend.meta['image_size']
     context = backend.meta['context_length']
@@ -145,3 +147,13 @@ def validate_towers(model: nn.Module, onnx_dir: str, fp16: bool = False, batches
                 raise AssertionError(f'{kind}.onnx disagrees with PyTorch at input shape {tuple(inputs.shape)}: '
                                      f'{"min cosine" if fp16 else "max |diff|"} {worst:.6g}')
     return report
+
+
+def ort_backend_for(model: nn.Module, onnx_dir: Optional[str] = None) -> OrtBackend:
+    """An :class:`OrtBackend` on the towers in ``onnx_dir``, exporting ``model`` there first when the folder
+    holds none (a temporary folder when ``onnx_dir`` is None)."""
+    if onnx_dir is None:
+        onnx_dir = tempfile.mkdtemp(prefix='cnclip_onnx_')
+    if not osp.isfile(osp.join(onnx_dir, 'meta.json')):
+        export_towers(model, onnx_dir)
+    return OrtBackend(onnx_dir)

@@ -1,7 +1,6 @@
 """Features from the exported towers with onnxruntime: the ``'onnxruntime'`` inferencer backend."""
 import json
 import os.path as osp
-import tempfile
 from typing import Optional
 
 import numpy as np
@@ -34,17 +33,6 @@ class OrtBackend:
                                                   providers=list(providers))
         self.text_session = ort.InferenceSession(osp.join(onnx_dir, 'text.onnx'), options,
                                                  providers=list(providers))
-
-    @classmethod
-    def for_model(cls, model: nn.Module, onnx_dir: Optional[str] = None) -> 'OrtBackend':
-        """Use the towers in ``onnx_dir``, exporting ``model`` there first when the folder holds none
-        (a temporary folder when ``onnx_dir`` is None)."""
-        if onnx_dir is None:
-            onnx_dir = tempfile.mkdtemp(prefix='cnclip_onnx_')
-        if not osp.isfile(osp.join(onnx_dir, 'meta.json')):
-            from .onnx_export import export_towers
-            export_towers(model, onnx_dir)
-        return cls(onnx_dir)
 
     def image_feats(self, images: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)

@@ -86,8 +86,8 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
     from cnclip_mm.models.zoo import resolve_weights
     model = init_model(cfg, resolve_weights(args.checkpoint), device=args.device)
     if args.backend == 'onnxruntime':
-        from cnclip_mm.deployment import OrtBackend, route_features
-        route_features(model, OrtBackend.for_model(model, args.onnx_dir))
+        from cnclip_mm.deployment import ort_backend_for, route_features
+        route_features(model, ort_backend_for(model, args.onnx_dir))
     dataloader = Runner.build_dataloader(cfg.test_dataloader)
     written = save(extract(model, dataloader), args.out_dir)
     if not written:

@@ -69,8 +69,8 @@ def build_backend(model: nn.Module, backend: str, onnx_dir: Optional[str]):
     if backend == 'pytorch':
         return TorchBackend(model)
     if backend == 'onnxruntime':
-        from cnclip_mm.deployment import OrtBackend
-        return OrtBackend.for_model(model, onnx_dir)
+        from cnclip_mm.deployment import ort_backend_for
+        return ort_backend_for(model, onnx_dir)
     raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
 
 
