@@ -3,10 +3,10 @@
 ViT-B/16 + RoBERTa-base. Images: batch 32 at 224 px; texts: batch 256 at context 52 with caption
 lengths drawn from 8..52 tokens ("mixed") and all 52 long ("full"). Ours runs the path of
 ``encode_images`` / ``encode_texts`` / tools/test.py (``extract_image_feat`` / ``extract_text_feat``
-under ``torch.inference_mode``); HF runs ``get_image_features`` / ``get_text_features``. A and B alternate
+under ``torch.inference_mode``, inside ``cnclip_mm.cpu.cpu_speed`` as on a CPU); HF runs ``get_image_features`` / ``get_text_features``. A and B alternate
 within each repetition; min and median ms and the ratio of the minimums (HF / ours: > 1 means ours
 is faster) are printed, with the largest difference of the L2-normalised features, and the cosine of
-our opt-in bf16 path (``torch.autocast('cpu', torch.bfloat16)``) to fp32.
+our opt-in bf16 path (``bf16=True`` of the inference APIs: ``cnclip_mm.cpu.bf16_autocast``) to fp32.
 
     python benchmarks/extract.py [--reps 5] [--threads N]
 """
@@ -48,8 +48,19 @@ def _time(fn: Callable[[], torch.Tensor]) -> float:
     return (CLOCK() - start) * 1000
 
 
+def with_cpu_speed(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """``fn`` run inside ``cpu_speed`` (on, at the thread count already set), as our inference APIs run."""
+    from cnclip_mm.cpu import cpu_speed
+
+    def run():
+        with cpu_speed(True, threads=torch.get_num_threads()):
+            return fn()
+    return run
+
+
 def compare(name: str, ours: Callable, hf: Callable, reps: int) -> Dict:
     """Interleaved timing of two feature functions plus their largest feature difference."""
+    ours = with_cpu_speed(ours)
     with torch.inference_mode():
         a, b = ours(), hf()  # warm-up, and the outputs to compare
         diff = (a - b).abs().max().item()
@@ -68,8 +79,9 @@ def compare(name: str, ours: Callable, hf: Callable, reps: int) -> Dict:
 
 
 def bf16_cosine(fn: Callable, reference: torch.Tensor) -> float:
-    with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16):
-        low = fn().float()
+    from cnclip_mm.cpu import bf16_autocast
+    with torch.inference_mode(), bf16_autocast('cpu'):
+        low = with_cpu_speed(fn)().float()
     return F.cosine_similarity(low, reference, dim=-1).min().item()
 
 

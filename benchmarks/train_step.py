@@ -7,19 +7,18 @@ contrastive loss, backward, AdamW step (ours with the flags of the default sched
 the optimizer wrapper the runner builds: ``AutocastOptimWrapper`` for bf16, as ``tools/train.py --amp``
 gives on CPU; HF with torch's defaults and plain ``torch.autocast``).
 
-Each implementation runs in a process of its own, as it would for a user: process-wide state (glibc's
-heap, what one model freed and the other reuses) stays apart. Three processes: ours as the runner
-trains (freed memory kept in the process, :mod:`cnclip_mm.utils.freed_memory`), ours without that
-(``keep_freed_memory=False``: the same model code under glibc's defaults, like HF) and HF. Steps
-alternate between the processes, one running at a time, the order rotating every repetition; min
-and median, ratios of the minimums. Peak memory: each process's resident-set high-water mark over
+Each implementation runs in a process of its own, as it would for a user: process-wide state (the
+allocator's heap, what one model freed and the other reuses) stays apart. Three processes: ours as
+the runner trains on a CPU (inside ``cnclip_mm.cpu.cpu_speed``), ours with ``cpu_speed=False`` (the
+plain model code, PyTorch's kernels only, like HF) and HF. Steps alternate between the processes,
+one running at a time, the order rotating every repetition; min and median, ratios of the minimums. Peak memory: each process's resident-set high-water mark over
 all its steps (warm-up included, so optimizer state and gradients count, the same for both models)
 above its size before the first step.
 
     python benchmarks/train_step.py [--reps 5] [--batch 8] [--threads N] [--dtypes fp32,bf16]
 
 ``--dtypes bf16-hf-fp32gemm``: bf16 with HF's matrix ops also sent through
-:class:`cnclip_mm.utils.bf16_gemm.Bf16GemmAsFp32`, to separate the kernel choice from the rest of
+:class:`cnclip_mm.cpu.Bf16GemmAsFp32`, to separate the kernel choice from the rest of
 the step on CPUs without bf16 matrix instructions.
 """
 import argparse
@@ -132,7 +131,7 @@ def _setup(impl: str, dtype: str, ckpt: bool, batch: int):
             return loss.item()
         return model, step
 
-    from cnclip_mm.utils.bf16_gemm import Bf16GemmAsFp32
+    from cnclip_mm.cpu import Bf16GemmAsFp32
     gemm = Bf16GemmAsFp32 if dtype == SAME_KERNELS else contextlib.nullcontext
 
     def step():
@@ -147,17 +146,16 @@ def _setup(impl: str, dtype: str, ckpt: bool, batch: int):
     return model, step
 
 
-IMPLS = ('ours', 'ours-plain', 'hf')  # ours as the runner trains; ours under glibc's defaults; HF
+IMPLS = ('ours', 'ours-off', 'hf')  # ours as the runner trains on CPU; ours with cpu_speed=False; HF
 
 
 def _worker(impl: str, dtype: str, ckpt: bool, batch: int, threads: int, conn) -> None:
     """One implementation in its own process: a step per ``'step'`` received (its ms sent back), then the
     peak memory rise on ``'stop'``."""
-    from cnclip_mm.utils.freed_memory import hand_back, keep_freed_memory
+    from cnclip_mm.cpu import cpu_speed
     torch.set_num_threads(threads)
     _, step = _setup('hf' if impl == 'hf' else 'ours', dtype, ckpt, batch)
-    hand_back()  # what building left free (HF's side converted from our model) goes back first
-    with keep_freed_memory(impl == 'ours', logger=None):
+    with cpu_speed(impl == 'ours', threads=threads):
         _reset_hwm()
         base = _hwm_kib()
         step()  # warm-up: allocator, optimizer state
@@ -217,10 +215,10 @@ def run(reps: int, batch: int, threads: int, dtypes=('fp32', 'bf16'), ckpts=(Fal
 
 
 def _print_row(row: Dict) -> None:
-    o, p, h, peak = row['ours'], row['ours-plain'], row['hf'], row['peak']
+    o, p, h, peak = row['ours'], row['ours-off'], row['hf'], row['peak']
     print(f"| {row['dtype']} | {'on' if row['ckpt'] else 'off'} | {o[0]:.0f} / {o[1]:.0f} | {p[0]:.0f} / {p[1]:.0f} | "
           f"{h[0]:.0f} / {h[1]:.0f} | {o[0] / h[0]:.2f} | {p[0] / h[0]:.2f} | {peak['ours']:.0f} | "
-          f"{peak['ours-plain']:.0f} | {peak['hf']:.0f} |", flush=True)
+          f"{peak['ours-off']:.0f} | {peak['hf']:.0f} |", flush=True)
 
 
 def main(argv: Optional[List[str]] = None) -> List[Dict]:
@@ -241,10 +239,10 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
           f'|loss(ours) - loss(HF)| with shared weights, fp32 eval: {diff:.2e}')
     if not math.isfinite(diff) or diff > 1e-4:
         raise SystemExit('the two implementations disagree: the timing comparison would be meaningless')
-    print(f'{args.reps} steps each, a process per implementation, steps alternating; ours-plain: ours with '
-          'keep_freed_memory=False; peak: resident-memory rise over all steps, optimizer state included')
-    print('| dtype | grad ckpt | ours ms min / median | ours-plain ms | HF ms | ours/HF (min) | ours-plain/HF | '
-          'ours peak MiB | ours-plain peak MiB | HF peak MiB |')
+    print(f'{args.reps} steps each, a process per implementation, steps alternating; ours-off: ours with '
+          'cpu_speed=False; peak: resident-memory rise over all steps, optimizer state included')
+    print('| dtype | grad ckpt | ours ms min / median | ours-off ms | HF ms | ours/HF (min) | ours-off/HF | '
+          'ours peak MiB | ours-off peak MiB | HF peak MiB |')
     print('|---|---|---|---|---|---|---|---|---|---|')
     return run(args.reps, args.batch, args.threads, args.dtypes.split(','),
                (False, True) if args.grad_ckpt else (False,))

@@ -1,7 +1,5 @@
 """cpu_speed: on for CPUs only by default, every global setting put back, nothing left in data workers,
-the same dropout masks on every CPU vendor."""
-import gc
-
+results that do not depend on the CPU vendor beyond float rounding."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,11 +7,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from cnclip_mm.cpu import choose_threads, cpu_speed, mode, onednn
-from cnclip_mm.cpu import vendor as vendor_module
 
 
 def _global_state():
-    return torch.get_num_threads(), gc.get_freeze_count(), torch._C._len_torch_function_stack()
+    return torch.get_num_threads(), torch._C._len_torch_function_stack()
 
 
 @pytest.mark.parametrize('enabled, device, on', [
@@ -22,9 +19,8 @@ def _global_state():
 def test_auto_follows_the_device_and_everything_is_restored(enabled, device, on):
     torch.set_num_threads(1)
     before = _global_state()
-    with cpu_speed(enabled, device, paths=('dropout', 'gc_freeze')) as state:
-        assert state.on is on and mode.active() is on
-        assert (gc.get_freeze_count() > 0) is on
+    with cpu_speed(enabled, device) as state:
+        assert state.on is on and mode.active() is on  # this machine takes oneDNN (an AMD CPU)
         assert torch.get_num_threads() == (choose_threads().threads if on else 1)
     assert _global_state() == before and not mode.active()
 
@@ -52,9 +48,6 @@ def test_bad_choices_are_named():
     with pytest.raises(ValueError, match="cpu_speed must be 'auto', True or False, got 'yes'"):
         with cpu_speed('yes'):
             pass
-    with pytest.raises(ValueError, match="unknown cpu_speed path.*'mallopt'"):
-        with cpu_speed(True, paths=('mallopt', )):
-            pass
 
 
 class _Probe(Dataset):
@@ -71,30 +64,30 @@ class _Probe(Dataset):
 def test_forked_worker_has_no_mode_and_one_thread():
     loader = DataLoader(_Probe(), batch_size=1, num_workers=1, multiprocessing_context='fork',
                         collate_fn=lambda items: items[0])
-    with cpu_speed(True, threads=2, paths=('dropout', )):
+    with cpu_speed(True, threads=2):
         assert mode.active()
         seen = list(loader)
     assert seen == [dict(active=False, stack=0, threads=1)] * 2
 
 
-def _masks():
-    """The zero pattern of a hidden-state dropout and of attention probabilities' dropout, seed 0."""
+def _train_forward():
+    """A training forward with dropout (hidden states and attention probabilities), seed 0."""
     torch.manual_seed(0)
-    hidden = nn.Dropout(0.1)(torch.ones(285, 768))
+    lin = nn.Linear(768, 768)
+    x = torch.randn(285, 768)
+    hidden = nn.Dropout(0.1)(lin(x))
     q = torch.randn(8, 12, 51, 64)
-    out = F.scaled_dot_product_attention(q, q, torch.eye(51).expand(8, 12, 51, 51), dropout_p=0.1)
-    return hidden == 0, out == 0
+    probs = F.scaled_dot_product_attention(q, q, q, dropout_p=0.1)
+    return hidden, probs
 
 
-@pytest.mark.parametrize('paths', [('dropout', 'attention'), ('dropout', 'attention', 'onednn')])
-def test_same_seed_same_masks_on_every_cpu_vendor(monkeypatch, paths):
-    masks = {}
+def test_same_seed_same_masks_whatever_the_vendor(monkeypatch):
+    """cpu_speed draws no random numbers of its own: with any vendor rule the masks are torch's."""
+    monkeypatch.setattr(onednn, 'MIN_MACS', 0)
+    plain = _train_forward()
     for name in ('GenuineIntel', 'AuthenticAMD', None):
-        monkeypatch.setattr(vendor_module, 'cpu_vendor', lambda name=name: name)
         monkeypatch.setattr(onednn, 'cpu_vendor', lambda name=name: name)
-        with cpu_speed(True, paths=paths):
-            masks[name] = _masks()
-    first = masks['GenuineIntel']
-    assert 0.09 < first[0].float().mean() < 0.11 and 0.05 < first[1].float().mean() < 0.15
-    for other in masks.values():
-        assert all(torch.equal(a, b) for a, b in zip(other, first))
+        with cpu_speed(True):
+            hidden, probs = _train_forward()
+        assert torch.equal(hidden == 0, plain[0] == 0) and torch.equal(probs, plain[1])
+        torch.testing.assert_close(hidden, plain[0], atol=1e-5, rtol=1e-5)
