@@ -54,8 +54,9 @@ def test_main_end_to_end(tmp_path, data_root):
 
 def test_no_validate_and_grad_checkpointing(tmp_path, data_root):
     cfg = _config(tmp_path, data_root, max_epochs=1)
-    runner = main([cfg, '--work-dir', str(tmp_path / 'w'), '--no-validate', '--grad-checkpointing'])
+    runner = main([cfg, '--work-dir', str(tmp_path / 'w'), '--no-validate', '--grad-checkpointing', '--threads', '1'])
     assert runner._val_loop is None
+    assert runner.cfg.env_cfg.num_threads == 1  # what cpu_speed applies inside train()
     assert runner.model.image_encoder.grad_checkpointing
     assert not glob.glob(str(tmp_path / 'w' / 'best_*.pth'))
 
