@@ -1,5 +1,6 @@
 """Inference helpers: zero-shot classification of images and feature encoding for retrieval apps."""
 import os
+from contextlib import contextmanager
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -7,8 +8,9 @@ import torch
 from PIL import Image
 from torch import nn
 
+from cnclip_mm.cpu import bf16_autocast
+from cnclip_mm.cpu import cpu_speed as cpu_speed_block
 from cnclip_mm.evaluation.templates import load_templates
-from cnclip_mm.utils.bf16_gemm import bf16_autocast
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 
@@ -52,20 +54,25 @@ def preprocess_images(model: nn.Module, images: Sequence[ImageLike]) -> torch.Te
     return model.data_preprocessor.normalize(batch)
 
 
-def _autocast(model: nn.Module, bf16: bool):
-    """bf16 autocast on the model's device when asked (opt-in: cosine >= 0.999 to fp32); CPU matmuls
-    as :func:`cnclip_mm.utils.bf16_gemm.bf16_gemm_context` ``'auto'`` picks."""
-    return bf16_autocast(next(model.parameters()).device.type, enabled=bf16)
+@contextmanager
+def _inference_context(model: nn.Module, bf16: bool, cpu_speed: Union[str, bool]):
+    """bf16 autocast on the model's device when asked (opt-in: cosine >= 0.999 to fp32; CPU bf16
+    matmuls as :func:`cnclip_mm.cpu.bf16_gemm_context` ``'auto'`` picks), inside
+    :func:`cnclip_mm.cpu.cpu_speed` (``'auto'``: on for a model on a CPU)."""
+    device = next(model.parameters()).device
+    with cpu_speed_block(cpu_speed, device), bf16_autocast(device.type, enabled=bf16):
+        yield
 
 
 @torch.no_grad()
 def encode_images(model: nn.Module, images: Sequence[ImageLike], batch_size: int = 32,
-                  bf16: bool = False) -> torch.Tensor:
-    """L2-normalised image features ``[N, D]`` (CPU) of paths / PIL images / arrays; ``bf16``: autocast."""
+                  bf16: bool = False, cpu_speed: Union[str, bool] = 'auto') -> torch.Tensor:
+    """L2-normalised image features ``[N, D]`` (CPU) of paths / PIL images / arrays; ``bf16``: autocast;
+    ``cpu_speed``: the CPU fast paths (:func:`cnclip_mm.cpu.cpu_speed`: ``'auto'``, True or False)."""
     if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)):
         images = [images]
     model.eval()
-    with _autocast(model, bf16):
+    with _inference_context(model, bf16, cpu_speed):
         feats = [model.extract_image_feat(preprocess_images(model, images[i:i + batch_size])).float().cpu()
                  for i in range(0, len(images), batch_size)]
     return torch.cat(feats) if feats else torch.empty(0, model.embed_dim)
@@ -73,15 +80,28 @@ def encode_images(model: nn.Module, images: Sequence[ImageLike], batch_size: int
 
 @torch.no_grad()
 def encode_texts(model: nn.Module, texts: Sequence[str], batch_size: int = 256,
-                 bf16: bool = False) -> torch.Tensor:
-    """L2-normalised text features ``[N, D]`` (CPU), tokenised with the model's tokenizer; ``bf16``: autocast."""
+                 bf16: bool = False, cpu_speed: Union[str, bool] = 'auto') -> torch.Tensor:
+    """L2-normalised text features ``[N, D]`` (CPU), tokenised with the model's tokenizer; ``bf16``: autocast;
+    ``cpu_speed``: the CPU fast paths (:func:`cnclip_mm.cpu.cpu_speed`: ``'auto'``, True or False).
+
+    The texts are batched in order of token count, each batch trimmed to its longest text on the CPU
+    (:func:`~cnclip_mm.models.text_encoders.trim_padding`), so short texts do not pay for long ones; the
+    features come back in the order of ``texts``.
+    """
+    from cnclip_mm.models.text_encoders import trim_padding
     if isinstance(texts, str):
         texts = [texts]
     model.eval()
-    with _autocast(model, bf16):
-        feats = [model.extract_text_feat(list(texts[i:i + batch_size])).float().cpu()
-                 for i in range(0, len(texts), batch_size)]
-    return torch.cat(feats) if feats else torch.empty(0, model.embed_dim)
+    feats = torch.empty(len(texts), model.embed_dim)
+    if not len(texts):
+        return feats
+    ids = model.tokenize(list(texts))
+    pad = model.text_encoder.pad_token_id
+    order = (ids != pad).sum(1).argsort(stable=True)
+    with _inference_context(model, bf16, cpu_speed):
+        for rows in order.split(batch_size):
+            feats[rows] = model.extract_text_feat(trim_padding(ids[rows], pad)).float().cpu()
+    return feats
 
 
 def _load_model(model_or_config: Any, checkpoint: Optional[str], device: str,
@@ -116,11 +136,14 @@ class ZeroShotClassifier:
         device: where the model runs.
         batch_size: images per forward pass.
         vocab_file: tokenizer vocabulary override for ``init_model``.
+        cpu_speed: the CPU fast paths (:func:`cnclip_mm.cpu.cpu_speed`): ``'auto'`` (on for a CPU
+            device), True or False.
     """
 
     def __init__(self, model_or_config: Any, checkpoint: Optional[str] = None,
                  classes: Sequence[str] = (), templates: Union[str, Sequence[str], None] = None,
-                 device: str = 'cpu', batch_size: int = 32, vocab_file: Optional[str] = None) -> None:
+                 device: str = 'cpu', batch_size: int = 32, vocab_file: Optional[str] = None,
+                 cpu_speed: Union[str, bool] = 'auto') -> None:
         if not classes:
             raise ValueError('ZeroShotClassifier needs a non-empty list of class names')
         self.model = _load_model(model_or_config, checkpoint, device, vocab_file)
@@ -128,14 +151,15 @@ class ZeroShotClassifier:
         self.classes = [str(c) for c in classes]
         self.templates = load_templates(templates)
         self.batch_size = batch_size
-        with torch.no_grad():
+        self.cpu_speed = cpu_speed
+        with torch.no_grad(), cpu_speed_block(cpu_speed, next(self.model.parameters()).device):
             self.class_embeddings = self.model.set_zeroshot_classes(self.classes, self.templates).clone()
         self.model.clear_zeroshot_classes()
 
     @torch.no_grad()
     def scores(self, images: Union[ImageLike, Sequence[ImageLike]]) -> torch.Tensor:
         """Class probabilities ``[N, C]``: softmax of ``100 * image_feat @ class_emb.T``."""
-        feats = encode_images(self.model, images, self.batch_size)
+        feats = encode_images(self.model, images, self.batch_size, cpu_speed=self.cpu_speed)
         return (100.0 * feats @ self.class_embeddings.float().cpu().T).softmax(dim=-1)
 
     def __call__(self, images: Union[ImageLike, Sequence[ImageLike]], topk: int = 1) -> List[Dict]:
