@@ -108,12 +108,8 @@ def _setup(impl: str, dtype: str, ckpt: bool, batch: int):
     del ours
     model.train()
     if ckpt:
-        if impl == 'ours':
-            model.set_grad_checkpointing(True)
-        elif hasattr(model, 'activation_checkpointing_enable'):  # transformers >= 5
-            model.activation_checkpointing_enable(dict(use_reentrant=False))
-        else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=dict(use_reentrant=False))
+        from gpu_train import set_grad_checkpointing  # one rule for both implementations
+        set_grad_checkpointing(impl, model)
     optim = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.2,
                               **(_config_optimizer_flags() if impl == 'ours' else {}))
     images, ids = _batch(batch)
