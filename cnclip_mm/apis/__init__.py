@@ -8,7 +8,7 @@ from cnclip_mm.models.zoo import (
     resolve_weights,
 )
 
-from .inference import ZeroShotClassifier, encode_images, encode_texts
+from .inference import encode_images, encode_texts
 from .inferencers import (
     FeatureExtractor,
     ImageClassificationInferencer,
@@ -17,6 +17,6 @@ from .inferencers import (
     ZeroShotClassificationInferencer,
 )
 
-__all__ = ['ZeroShotClassifier', 'encode_images', 'encode_texts', 'init_model', 'get_model', 'list_models',
+__all__ = ['encode_images', 'encode_texts', 'init_model', 'get_model', 'list_models',
            'model_info', 'register_models', 'resolve_weights', 'FeatureExtractor', 'ImageClassificationInferencer',
            'ImageToTextRetrievalInferencer', 'TextToImageRetrievalInferencer', 'ZeroShotClassificationInferencer']

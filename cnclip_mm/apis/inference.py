@@ -1,7 +1,8 @@
-"""Inference helpers: zero-shot classification of images and feature encoding for retrieval apps."""
+"""Inference helpers: image preprocessing and feature encoding for retrieval apps (zero-shot
+classification: :class:`~cnclip_mm.apis.ZeroShotClassificationInferencer`)."""
 import os
 from contextlib import contextmanager
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -10,7 +11,6 @@ from torch import nn
 
 from cnclip_mm.cpu import bf16_autocast
 from cnclip_mm.cpu import cpu_speed as cpu_speed_block
-from cnclip_mm.evaluation.templates import load_templates
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 
@@ -102,75 +102,3 @@ def encode_texts(model: nn.Module, texts: Sequence[str], batch_size: int = 256,
         for rows in order.split(batch_size):
             feats[rows] = model.extract_text_feat(trim_padding(ids[rows], pad)).float().cpu()
     return feats
-
-
-def _load_model(model_or_config: Any, checkpoint: Optional[str], device: str,
-                vocab_file: Optional[str]) -> nn.Module:
-    if isinstance(model_or_config, nn.Module):
-        model = model_or_config
-        if checkpoint is not None:
-            from cnclip_mm.models.converters import load_checkpoint
-            load_checkpoint(model, checkpoint, strict=True)
-        return model.to(device)
-    from cnclip_mm.models.builder import init_model
-    return init_model(config=model_or_config, checkpoint=checkpoint, device=device, vocab_file=vocab_file)
-
-
-class ZeroShotClassifier:
-    """Classify images among free-form Chinese class names.
-
-    Example::
-
-        clf = ZeroShotClassifier('configs/zeroshot_cifar100.py', 'clip_cn_vit-b-16.pt',
-                                 classes=['猫', '狗'], templates=['一张{}的照片'])
-        clf(['a.jpg', 'b.png'])  # [{'label': 1, 'class_name': '狗', 'score': 0.93, 'scores': [...]}, ...]
-
-    Args:
-        model_or_config: a built ``ChineseCLIP`` or a config (path / ``Config`` / dict) for
-            ``init_model``.
-        checkpoint: weights in any format the converters know (official .pt, HF folder, mmpretrain,
-            own); for a built model, loaded into it.
-        classes: the class names.
-        templates: prompt templates (see :func:`cnclip_mm.evaluation.load_templates`); default the
-            official 183-prompt 'openai' set.
-        device: where the model runs.
-        batch_size: images per forward pass.
-        vocab_file: tokenizer vocabulary override for ``init_model``.
-        cpu_speed: the CPU fast paths (:func:`cnclip_mm.cpu.cpu_speed`): ``'auto'`` (on for a CPU
-            device), True or False.
-    """
-
-    def __init__(self, model_or_config: Any, checkpoint: Optional[str] = None,
-                 classes: Sequence[str] = (), templates: Union[str, Sequence[str], None] = None,
-                 device: str = 'cpu', batch_size: int = 32, vocab_file: Optional[str] = None,
-                 cpu_speed: Union[str, bool] = 'auto') -> None:
-        if not classes:
-            raise ValueError('ZeroShotClassifier needs a non-empty list of class names')
-        self.model = _load_model(model_or_config, checkpoint, device, vocab_file)
-        self.model.eval()
-        self.classes = [str(c) for c in classes]
-        self.templates = load_templates(templates)
-        self.batch_size = batch_size
-        self.cpu_speed = cpu_speed
-        with torch.no_grad(), cpu_speed_block(cpu_speed, next(self.model.parameters()).device):
-            self.class_embeddings = self.model.set_zeroshot_classes(self.classes, self.templates).clone()
-        self.model.clear_zeroshot_classes()
-
-    @torch.no_grad()
-    def scores(self, images: Union[ImageLike, Sequence[ImageLike]]) -> torch.Tensor:
-        """Class probabilities ``[N, C]``: softmax of ``100 * image_feat @ class_emb.T``."""
-        feats = encode_images(self.model, images, self.batch_size, cpu_speed=self.cpu_speed)
-        return (100.0 * feats @ self.class_embeddings.float().cpu().T).softmax(dim=-1)
-
-    def __call__(self, images: Union[ImageLike, Sequence[ImageLike]], topk: int = 1) -> List[Dict]:
-        """Per image: ``label`` (index), ``class_name``, ``score`` and the ``topk`` best as
-        ``topk_labels`` / ``topk_scores``; ``scores`` holds every class probability."""
-        probs = self.scores(images)
-        k = min(topk, len(self.classes))
-        out = []
-        for row in probs:
-            top_s, top_i = row.topk(k)
-            out.append(dict(label=int(top_i[0]), class_name=self.classes[int(top_i[0])],
-                            score=float(top_s[0]), topk_labels=top_i.tolist(),
-                            topk_scores=top_s.tolist(), scores=row.tolist()))
-        return out

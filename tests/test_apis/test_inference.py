@@ -1,4 +1,4 @@
-"""ZeroShotClassifier and the encode helpers on a tiny model."""
+"""Zero-shot classification (the inferencer) and the encode helpers on a tiny model."""
 import sys
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from cnclip_mm.apis.inference import ZeroShotClassifier, encode_images, encode_texts
+from cnclip_mm.apis import ZeroShotClassificationInferencer, encode_images, encode_texts
 from cnclip_mm.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,14 +43,14 @@ def test_classifier_on_paths_pil_arrays(tiny_model_cfg, images):
     torch.manual_seed(0)
     model = MODELS.build(tiny_model_cfg).eval()
     inputs, arrays = images
-    clf = ZeroShotClassifier(model, classes=CLASSES, templates=TEMPLATES)
-    out = clf(inputs, topk=2)
+    clf = ZeroShotClassificationInferencer(model, classes=CLASSES, templates=TEMPLATES, topk=2)
+    out = clf(inputs)
     expected = _direct_probs(model, arrays)
-    assert torch.allclose(torch.tensor([o['scores'] for o in out]), expected, atol=1e-5)
+    assert torch.allclose(torch.tensor(np.stack([o['pred_scores'] for o in out])), expected, atol=1e-5)
     for o, row in zip(out, expected):
-        assert o['label'] == int(row.argmax()) and o['class_name'] == CLASSES[o['label']]
-        assert len(o['topk_labels']) == 2 and o['score'] == pytest.approx(float(row.max()), abs=1e-5)
-    assert model.class_embeddings is None  # the classifier keeps its own copy
+        assert o['pred_label'] == int(row.argmax()) and o['pred_class'] == CLASSES[o['pred_label']]
+        assert len(o['topk_labels']) == 2 and o['pred_score'] == pytest.approx(float(row.max()), abs=1e-5)
+    assert model.class_embeddings is None  # the inferencer keeps its own class embeddings
 
 
 def test_encode_helpers_match_model(tiny_model_cfg, images):
@@ -80,8 +80,9 @@ def test_classifier_from_config_and_checkpoint(tmp_path, vocab_file, images):
     ckpt = tmp_path / 'tiny.pth'
     torch.save(dict(state_dict=model.state_dict()), ckpt)
     inputs, arrays = images
-    clf = ZeroShotClassifier(cfg, str(ckpt), classes=CLASSES, templates=TEMPLATES)
-    probs = clf.scores(inputs)
+    clf = ZeroShotClassificationInferencer(cfg, pretrained=str(ckpt), classes=CLASSES, templates=TEMPLATES,
+                                           cpu_speed=False)
+    probs = torch.tensor(np.stack([o['pred_scores'] for o in clf(inputs)]))
     assert torch.allclose(probs, _direct_probs(model, arrays), atol=1e-5)
-    with pytest.raises(ValueError, match='non-empty list of class names'):
-        ZeroShotClassifier(model, classes=[])
+    with pytest.raises(ValueError, match='non-empty list of classes'):
+        ZeroShotClassificationInferencer(model, classes=[])

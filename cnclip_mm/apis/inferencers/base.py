@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cnclip_mm.apis.inference import ImageLike, _to_pil, preprocess_images
+from cnclip_mm.apis.inference import ImageLike, _inference_context, _to_pil, preprocess_images
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff', '.gif')
 BACKENDS = ('pytorch', 'onnxruntime')
@@ -49,25 +49,31 @@ def batches(items: Sequence[Any], batch_size: int, desc: str) -> Iterator[Sequen
 
 
 class TorchBackend:
-    """L2-normalised features from the PyTorch model (``extract_image_feat`` / ``extract_text_feat``)."""
+    """L2-normalised features from the PyTorch model (``extract_image_feat`` / ``extract_text_feat``), inside
+    :func:`cnclip_mm.cpu.cpu_speed` (``'auto'``: on for a model on a CPU)."""
 
     name = 'pytorch'
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, cpu_speed: Union[str, bool] = 'auto'):
         self.model = model
+        self.cpu_speed = cpu_speed
 
     @torch.no_grad()
     def image_feats(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.extract_image_feat(images).float().cpu()
+        with _inference_context(self.model, False, self.cpu_speed):
+            return self.model.extract_image_feat(images).float().cpu()
 
     @torch.no_grad()
     def text_feats(self, text_ids: torch.Tensor) -> torch.Tensor:
-        return self.model.extract_text_feat(text_ids.to(self.model.text_projection.device)).float().cpu()
+        from cnclip_mm.models.text_encoders import trim_padding
+        text_ids = trim_padding(text_ids, self.model.text_encoder.pad_token_id)
+        with _inference_context(self.model, False, self.cpu_speed):
+            return self.model.extract_text_feat(text_ids.to(self.model.text_projection.device)).float().cpu()
 
 
-def build_backend(model: nn.Module, backend: str, onnx_dir: Optional[str]):
+def build_backend(model: nn.Module, backend: str, onnx_dir: Optional[str], cpu_speed: Union[str, bool] = 'auto'):
     if backend == 'pytorch':
-        return TorchBackend(model)
+        return TorchBackend(model, cpu_speed)
     if backend == 'onnxruntime':
         from cnclip_mm.deployment import ort_backend_for
         return ort_backend_for(model, onnx_dir)
@@ -86,11 +92,13 @@ class BaseInferencer:
         onnx_dir: folder with ``image.onnx`` / ``text.onnx``.
         vocab_file: tokenizer vocabulary override.
         batch_size: default items per forward pass.
+        cpu_speed: the CPU fast paths of the PyTorch backend (:func:`cnclip_mm.cpu.cpu_speed`): ``'auto'``
+            (on for a CPU device), True or False.
     """
 
     def __init__(self, model: Any, pretrained: Union[bool, str] = False, device: str = 'cpu',
                  backend: str = 'pytorch', onnx_dir: Optional[str] = None, vocab_file: Optional[str] = None,
-                 batch_size: int = 32) -> None:
+                 batch_size: int = 32, cpu_speed: Union[str, bool] = 'auto') -> None:
         if isinstance(model, nn.Module):
             if pretrained:
                 from cnclip_mm.models.converters import load_checkpoint
@@ -100,7 +108,7 @@ class BaseInferencer:
         else:
             from cnclip_mm.models.zoo import get_model
             self.model = get_model(model, pretrained=pretrained, device=device, vocab_file=vocab_file)
-        self.backend = build_backend(self.model, backend, onnx_dir)
+        self.backend = build_backend(self.model, backend, onnx_dir, cpu_speed)
         self.batch_size = batch_size
 
     def image_features(self, images: Sequence[ImageLike], batch_size: Optional[int] = None) -> torch.Tensor:
