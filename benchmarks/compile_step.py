@@ -1,7 +1,5 @@
 """Eager vs ``torch.compile`` (towers compiled in place, as ``--compile`` does) training-step time.
 
-Called by ``benchmarks/train_step.py --compile [BACKEND]``; or alone:
-
     python benchmarks/compile_step.py [--model vit-b-16|tiny] [--backend inductor] [--steps 5] [--batch 8]
 
 Both copies hold the same weights; compilation happens in warm-up steps; the timed steps alternate
@@ -36,7 +34,8 @@ def _model(name: str):
 def compare(model_name: str = 'vit-b-16', backend: str = 'inductor', steps: int = 5, batch: int = 8,
             warmup: int = 2) -> Dict[str, float]:
     """Time eager and compiled steps, interleaved; returns min/median ms of each and the ratios."""
-    from benchmarks.train_step import _batch
+    from train_step import _batch
+
     from cnclip_mm.engine.runner.compile import compile_towers
     eager, size = _model(model_name)
     compiled = copy.deepcopy(eager)

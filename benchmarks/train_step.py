@@ -224,12 +224,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
     parser.add_argument('--dtypes', default='fp32,bf16')
     parser.add_argument('--grad-ckpt', action='store_true', help='also time with gradient checkpointing')
-    parser.add_argument('--compile', nargs='?', const='inductor', metavar='BACKEND',
-                        help='instead: eager vs torch.compile step time of ours (benchmarks/compile_step.py)')
     args = parser.parse_args(argv)
-    if args.compile:
-        from benchmarks.compile_step import compare
-        return [compare('vit-b-16', args.compile, args.reps, args.batch)]
     diff = _same_loss_check()
     print(f'ViT-B/16 + RoBERTa-base, batch {args.batch}, CPU, {args.threads} threads; '
           f'|loss(ours) - loss(HF)| with shared weights, fp32 eval: {diff:.2e}')

@@ -1,7 +1,8 @@
 """The package's layering, read from every import statement (lazy ones inside functions included).
 
 utils/ and cpu/ are leaves, the model never imports the CPU package, engine/ and models/ never import apis/,
-and no two modules import each other, directly or around a longer loop.
+and no two modules import each other, directly or around a longer loop (the scripts under benchmarks/ and
+tools/, which import their siblings by bare name, included).
 """
 import ast
 from pathlib import Path
@@ -17,6 +18,13 @@ def _module_name(path: Path) -> str:
     return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
 
 
+def _sibling(path: Path, name: str) -> str:
+    """A script's bare ``import name`` of a file beside it (benchmarks and tools put their folder on the path)."""
+    if path.parts[len(REPO.parts)] in ('benchmarks', 'tools') and (path.parent / f'{name}.py').is_file():
+        return _module_name(path.parent / f'{name}.py')
+    return name
+
+
 def _imports(path: Path) -> set:
     """The cnclip_mm modules ``path`` imports (``from x import y`` counts ``x.y`` when that is a module)."""
     module = _module_name(path)
@@ -24,20 +32,21 @@ def _imports(path: Path) -> set:
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+            found.update(_sibling(path, alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split('.')
                 base = base[:len(base) - node.level + 1]
                 source = '.'.join(base + ([node.module] if node.module else []))
             else:
-                source = node.module
+                source = _sibling(path, node.module)
             found.add(source)
             found.update(f'{source}.{alias.name}' for alias in node.names)
     return {name for name in found if name in MODULES}
 
 
-MODULES = {_module_name(p): p for p in PACKAGE.rglob('*.py')}
+SCRIPTS = [p for folder in ('benchmarks', 'tools') for p in (REPO / folder).rglob('*.py')]
+MODULES = {_module_name(p): p for p in [*PACKAGE.rglob('*.py'), *SCRIPTS]}
 GRAPH = {name: _imports(path) for name, path in MODULES.items()}
 
 
@@ -87,3 +96,4 @@ def test_the_checker_sees_lazy_and_relative_imports():
     """The graph holds imports made inside functions and relative ones, so the tests above can fail."""
     assert 'cnclip_mm.deployment.ort_backend' in GRAPH['cnclip_mm.deployment.onnx_export']
     assert 'cnclip_mm.models.zoo' in GRAPH['cnclip_mm.engine.runner.clip_runner']  # inside a function
+    assert 'benchmarks.train_step' in GRAPH['benchmarks.compile_step']  # a script's bare sibling import
