@@ -16,7 +16,7 @@ CONTEXT_LENGTH = 52
 
 def init_model(config: Union[str, Config, dict, None] = None, checkpoint: Optional[str] = None,
                device: Union[str, torch.device] = 'cpu', vocab_file: Optional[str] = None,
-               strict: bool = True):
+               strict: bool = True, context_length: Optional[int] = None):
     """Build a Chinese CLIP model, ready for inference (eval mode).
 
     Args:
@@ -30,6 +30,8 @@ def init_model(config: Union[str, Config, dict, None] = None, checkpoint: Option
         vocab_file: vocabulary of ``model.tokenizer`` (file, folder or hub name); a Hugging Face folder
             brings its own, which this overrides.
         strict: whether checkpoint mismatches raise (they are logged otherwise).
+        context_length: token ids per text, overriding the config's (a checkpoint alone: 52, the official
+            length); released weights take up to their text tower's 512 positions, so no resizing is needed.
 
     Returns:
         The ``ChineseCLIP`` model in eval mode; ``model.cfg`` holds the model config used.
@@ -49,6 +51,9 @@ def init_model(config: Union[str, Config, dict, None] = None, checkpoint: Option
         old = model_cfg.get('tokenizer') or {}
         model_cfg['tokenizer'] = dict(type='ChineseTokenizer', vocab_file=str(vocab),
                                       context_length=old.get('context_length', CONTEXT_LENGTH))
+    if context_length is not None:
+        model_cfg['tokenizer'] = dict(model_cfg.get('tokenizer') or dict(type='ChineseTokenizer'),
+                                      context_length=int(context_length))
 
     init_default_scope('cnclip_mm')
     model = MODELS.build(model_cfg)

@@ -116,7 +116,7 @@ def resolve_weights(source: str, progress: bool = True) -> str:
 
 
 def get_model(name_or_config, pretrained: Union[bool, str] = False, device: Union[str, torch.device] = 'cpu',
-              vocab_file: Optional[str] = None, progress: bool = True):
+              vocab_file: Optional[str] = None, progress: bool = True, context_length: Optional[int] = None):
     """Build a Chinese CLIP by model name (see :func:`list_models`) or config, optionally with weights.
 
     Args:
@@ -126,6 +126,7 @@ def get_model(name_or_config, pretrained: Union[bool, str] = False, device: Unio
         device: where to put the model.
         vocab_file: tokenizer vocabulary override (default: the index's ``Vocab`` when ``pretrained``).
         progress: show download progress.
+        context_length: token ids per text (default: the config's); see :func:`init_model`.
 
     Returns:
         The ``ChineseCLIP`` in eval mode.
@@ -146,4 +147,4 @@ def get_model(name_or_config, pretrained: Union[bool, str] = False, device: Unio
             and not entry.get('Files'):
         vocab = entry['Vocab']
         vocab_file = download(vocab, subdir='vocab', progress=progress) if is_url(vocab) else vocab
-    return init_model(config, checkpoint, device=device, vocab_file=vocab_file)
+    return init_model(config, checkpoint, device=device, vocab_file=vocab_file, context_length=context_length)

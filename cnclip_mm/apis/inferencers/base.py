@@ -94,11 +94,14 @@ class BaseInferencer:
         batch_size: default items per forward pass.
         cpu_speed: the CPU fast paths of the PyTorch backend (:func:`cnclip_mm.cpu.cpu_speed`): ``'auto'``
             (on for a CPU device), True or False.
+        context_length: token ids per text for a model built here (default: its config's, 52 for released
+            weights; up to the text tower's 512 positions).
     """
 
     def __init__(self, model: Any, pretrained: Union[bool, str] = False, device: str = 'cpu',
                  backend: str = 'pytorch', onnx_dir: Optional[str] = None, vocab_file: Optional[str] = None,
-                 batch_size: int = 32, cpu_speed: Union[str, bool] = 'auto') -> None:
+                 batch_size: int = 32, cpu_speed: Union[str, bool] = 'auto',
+                 context_length: Optional[int] = None) -> None:
         if isinstance(model, nn.Module):
             if pretrained:
                 from cnclip_mm.models.converters import load_checkpoint
@@ -107,7 +110,8 @@ class BaseInferencer:
             self.model = model.to(device).eval()
         else:
             from cnclip_mm.models.zoo import get_model
-            self.model = get_model(model, pretrained=pretrained, device=device, vocab_file=vocab_file)
+            self.model = get_model(model, pretrained=pretrained, device=device, vocab_file=vocab_file,
+                                   context_length=context_length)
         self.backend = build_backend(self.model, backend, onnx_dir, cpu_speed)
         self.batch_size = batch_size
 
