@@ -60,6 +60,7 @@ class ChineseCLIP(BaseModel):
         if isinstance(tokenizer, dict):  # a partial dict (e.g. only vocab_file) means a ChineseTokenizer
             tokenizer = MODELS.build({'type': 'ChineseTokenizer', **tokenizer})
         self.tokenizer = tokenizer
+        _check_context_length(tokenizer, self.text_encoder)
         if accum_freq < 1:
             raise ValueError(f'accum_freq must be >= 1, got {accum_freq}')
         self.accum_freq = accum_freq
@@ -209,3 +210,12 @@ class ChineseCLIP(BaseModel):
         for tower in (self.image_encoder, self.text_encoder):
             if hasattr(tower, 'set_grad_checkpointing'):
                 tower.set_grad_checkpointing(enable)
+
+
+def _check_context_length(tokenizer, text_encoder: nn.Module) -> None:
+    """The ids must fit the text tower's learned positions (512 in every released Chinese CLIP)."""
+    context = getattr(tokenizer, 'context_length', None)
+    positions = getattr(getattr(text_encoder, 'config', None), 'max_position_embeddings', None)
+    if context is not None and positions is not None and context > positions:
+        raise ValueError(f'tokenizer.context_length={context} exceeds the text tower\'s {positions} positions '
+                         f'(text_encoder max_position_embeddings); set tokenizer.context_length <= {positions}')
