@@ -71,7 +71,10 @@ class TorchBackend:
             return self.model.extract_text_feat(text_ids.to(self.model.text_projection.device)).float().cpu()
 
 
-def build_backend(model: nn.Module, backend: str, onnx_dir: Optional[str], cpu_speed: Union[str, bool] = 'auto'):
+def build_backend(model: nn.Module, backend: Any, onnx_dir: Optional[str], cpu_speed: Union[str, bool] = 'auto'):
+    """A backend by name, or ``backend`` itself when it is a built one (a service shares its own)."""
+    if hasattr(backend, 'image_feats') and hasattr(backend, 'text_feats'):
+        return backend
     if backend == 'pytorch':
         return TorchBackend(model, cpu_speed)
     if backend == 'onnxruntime':
@@ -88,7 +91,8 @@ class BaseInferencer:
         pretrained: as for :func:`cnclip_mm.apis.get_model` (``True``: the named release; path / URL).
         device: where the PyTorch model runs.
         backend: ``'pytorch'`` or ``'onnxruntime'`` (towers exported by tools/deployment/export_onnx.py
-            into ``onnx_dir``, or exported there / to a temporary folder on first use).
+            into ``onnx_dir``, or exported there / to a temporary folder on first use), or a built backend
+            to share.
         onnx_dir: folder with ``image.onnx`` / ``text.onnx``.
         vocab_file: tokenizer vocabulary override.
         batch_size: default items per forward pass.
