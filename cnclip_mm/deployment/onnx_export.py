@@ -9,9 +9,10 @@ Each model outputs the L2-normalised features of ``extract_image_feat`` / ``extr
 import json
 import os
 import os.path as osp
+import shutil
 import tempfile
 import warnings
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
@@ -37,8 +38,13 @@ class Tower(nn.Module):
 
 
 def export_towers(model: nn.Module, out_dir: str, opset: int = DEFAULT_OPSET, fp16: bool = False,
-                  validate: bool = True) -> Dict[str, str]:
+                  validate: bool = True) -> Dict[str, Any]:
     """Write ``image.onnx``, ``text.onnx`` and ``meta.json`` into ``out_dir``.
+
+    The files are written to a temporary folder beside ``out_dir`` and moved into place only once the
+    export (and validation) succeeded, so a failed export leaves ``out_dir`` as it was. A tracer warning
+    (a value the trace would freeze) is raised as an error instead of producing a graph that is right only
+    for the example input.
 
     Args:
         model: a ``ChineseCLIP`` (moved to CPU, eval mode, fp32 for the export).
@@ -46,43 +52,67 @@ def export_towers(model: nn.Module, out_dir: str, opset: int = DEFAULT_OPSET, fp
         opset: ONNX opset version.
         fp16: store the weights in float16 (half the files); they are cast back to float32 inside the
             graph, so CPU inference computes in float32 and features stay within cosine 0.999.
-        validate: run both models in onnxruntime at two batch sizes and text lengths and compare with
-            PyTorch (fp32: max |diff| <= 1e-4; fp16: cosine >= 0.999 per feature).
+        validate: run both models in onnxruntime on inputs other than the tracing example (batch 1 and 7;
+            short, middle and full-context texts) and compare with PyTorch (fp32: max |diff| <= 1e-4;
+            fp16: cosine >= 0.999 per feature).
 
     Returns:
-        ``{'image': path, 'text': path, 'meta': path}``.
+        ``{'image': path, 'text': path, 'meta': path}``, plus ``'report'`` (see :func:`validate_towers`)
+        when validated.
     """
-    import onnx
     model = model.float().cpu().eval()
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = osp.abspath(out_dir)
+    parent = osp.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=f'.{osp.basename(out_dir)}.partial-', dir=parent)
+    try:
+        _export_into(model, work, opset, fp16)
+        report = validate_towers(model, work, fp16=fp16) if validate else None
+        os.makedirs(out_dir, exist_ok=True)
+        paths = {}
+        for kind, name in (('image', 'image.onnx'), ('text', 'text.onnx'), ('meta', 'meta.json')):
+            paths[kind] = osp.join(out_dir, name)  # meta.json last: it marks a complete export
+            os.replace(osp.join(work, name), paths[kind])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if report is not None:
+        paths['report'] = report
+    return paths
+
+
+def _export_into(model: nn.Module, folder: str, opset: int, fp16: bool) -> None:
+    import onnx
     size = int(model.image_encoder.img_size)
     context = int(model.tokenizer.context_length) if model.tokenizer is not None else 52
-    paths = dict(image=osp.join(out_dir, 'image.onnx'), text=osp.join(out_dir, 'text.onnx'),
-                 meta=osp.join(out_dir, 'meta.json'))
     images = torch.randn(2, 3, size, size)
-    text_ids = _example_ids(2, context, model.text_encoder.bert.config.vocab_size)
-    # The wrappers are put in eval mode too: the exporter restores a wrapper's own mode afterwards, which
-    # would otherwise switch the wrapped model (and its dropout) to training.
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # the TorchScript exporter's tracer and deprecation chatter
-        torch.onnx.export(Tower(model, 'image').eval(), (images, ), paths['image'], dynamo=False, opset_version=opset,
-                          input_names=['images'], output_names=['image_feats'],
-                          dynamic_axes={'images': {0: 'batch'}, 'image_feats': {0: 'batch'}})
-        torch.onnx.export(Tower(model, 'text').eval(), (text_ids, ), paths['text'], dynamo=False, opset_version=opset,
-                          input_names=['text_ids'], output_names=['text_feats'],
-                          dynamic_axes={'text_ids': {0: 'batch', 1: 'length'}, 'text_feats': {0: 'batch'}})
-    if fp16:
-        for kind in ('image', 'text'):
-            proto = onnx.load(paths[kind])
+    text_ids = _example_ids(2, context, _vocab_size(model))
+    towers = (('image', images, 'images', 'image_feats', {'images': {0: 'batch'}, 'image_feats': {0: 'batch'}}),
+              ('text', text_ids, 'text_ids', 'text_feats',
+               {'text_ids': {0: 'batch', 1: 'length'}, 'text_feats': {0: 'batch'}}))
+    for kind, example, input_name, output_name, axes in towers:
+        with warnings.catch_warnings():
+            # The TorchScript exporter announces its own deprecation on every call; what the trace
+            # freezes (TracerWarning) is an error.
+            warnings.filterwarnings('ignore', category=DeprecationWarning, module=r'torch\.onnx')
+            warnings.filterwarnings('ignore', message='.*legacy TorchScript-based ONNX export')
+            warnings.simplefilter('error', torch.jit.TracerWarning)
+            # The wrapper is put in eval mode too: the exporter restores a wrapper's own mode afterwards,
+            # which would otherwise switch the wrapped model (and its dropout) to training.
+            torch.onnx.export(Tower(model, kind).eval(), (example, ), osp.join(folder, f'{kind}.onnx'),
+                              dynamo=False, opset_version=opset, input_names=[input_name],
+                              output_names=[output_name], dynamic_axes=axes)
+        if fp16:
+            proto = onnx.load(osp.join(folder, f'{kind}.onnx'))
             weights_to_fp16(proto)
-            onnx.save(proto, paths[kind])
+            onnx.save(proto, osp.join(folder, f'{kind}.onnx'))
     meta = dict(image_size=size, context_length=context, embed_dim=int(model.embed_dim), opset=opset,
                 precision='fp16-weights' if fp16 else 'fp32')
-    with open(paths['meta'], 'w', encoding='utf-8') as f:
+    with open(osp.join(folder, 'meta.json'), 'w', encoding='utf-8') as f:
         json.dump(meta, f, indent=2)
-    if validate:
-        validate_towers(model, out_dir, fp16=fp16)
-    return paths
+
+
+def _vocab_size(model: nn.Module) -> int:
+    return int(model.text_encoder.bert.config.vocab_size)
 
 
 def weights_to_fp16(proto) -> None:
@@ -105,19 +135,28 @@ def weights_to_fp16(proto) -> None:
 
 def _example_ids(batch: int, length: int, vocab_size: int, generator: Optional[torch.Generator] = None):
     """``[CLS] random tokens [SEP]`` then padding, with a different true length per row; the first row fills
-    the whole length (no padding: the full-context case of a caption that was cut to fit)."""
+    the whole length (no padding: the full-context case of a caption that was cut to fit).
+
+    Tokens are drawn from the ids after the BERT special ones ([PAD] 0 ... [MASK] 103) of a vocabulary of
+    ``vocab_size`` entries (any size, e.g. the demo's char vocab), never padding.
+    """
+    if vocab_size < 2:
+        raise ValueError(f'a text tower needs a vocabulary of at least 2 ids, got {vocab_size}')
+    cls_id, sep_id = (101, 102) if vocab_size > 104 else (1, 1)
+    low = 104 if vocab_size > 104 else 1
     ids = torch.zeros(batch, length, dtype=torch.long)
     for row in range(batch):
         n = max(2, length - (row * 3) % max(1, length - 2))
-        ids[row, 0] = 101
-        ids[row, 1:n - 1] = torch.randint(672, min(vocab_size, 8000), (n - 2, ), generator=generator)
-        ids[row, n - 1] = 102
+        ids[row, 0] = cls_id
+        ids[row, 1:n - 1] = torch.randint(low, vocab_size, (n - 2, ), generator=generator)
+        ids[row, n - 1] = sep_id
     return ids
 
 
 def validate_towers(model: nn.Module, onnx_dir: str, fp16: bool = False, batches=(1, 7),
                     lengths=None) -> Dict[str, float]:
-    """Compare onnxruntime with PyTorch; raise ``AssertionError`` naming the tower and the error.
+    """Compare onnxruntime with PyTorch at batch sizes ``batches`` and text ``lengths`` (default: short,
+    middle and the context length); raise ``AssertionError`` naming the tower and the error.
 
     Returns:
         The worst max |diff| (fp32) or lowest cosine (fp16) per tower.
@@ -125,12 +164,14 @@ def validate_towers(model: nn.Module, onnx_dir: str, fp16: bool = False, batches
     backend = OrtBackend(onnx_dir)
     size = backend.meta['image_size']
     context = backend.meta['context_length']
-    lengths = lengths or sorted({min(5, context), context})
+    # Lengths other than the tracing example's (the context): short, middle and full (no padding in the
+    # first row), so a length frozen into the graph cannot pass.
+    lengths = lengths or sorted({min(3, context), context // 2 + 1, context})
     gen = torch.Generator().manual_seed(0)
     report = {}
     with torch.no_grad():
         cases = [('image', torch.randn(b, 3, size, size, generator=gen)) for b in batches]
-        cases += [('text', _example_ids(b, n, model.text_encoder.bert.config.vocab_size, gen))
+        cases += [('text', _example_ids(b, n, _vocab_size(model), gen))
                   for b in batches for n in lengths]
         for kind, inputs in cases:
             ref = (model.extract_image_feat(inputs) if kind == 'image' else model.extract_text_feat(inputs)).float()

@@ -60,7 +60,8 @@ class AttentionPool2d(nn.Module):
         x = x.flatten(2).transpose(1, 2)  # [N, HW, C]
         x = torch.cat([x.mean(dim=1, keepdim=True), x], dim=1)
         pos = self.positional_embedding
-        if pos.shape[0] != x.shape[1]:
+        # An exported graph has the fixed image size of its meta.json: tracing never takes the resize.
+        if not torch.jit.is_tracing() and pos.shape[0] != x.shape[1]:
             pos = resize_pos_embed(pos, x.shape[1])
         x = x + pos.to(x.dtype)
         n, length, channels = x.shape

@@ -179,7 +179,8 @@ class CLIPVisionTransformer(LockableTower, BaseModule):
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1)
         pos = self.positional_embedding
-        if pos.shape[0] != x.shape[1]:
+        # An exported graph has the fixed image size of its meta.json: tracing never takes the resize.
+        if not torch.jit.is_tracing() and pos.shape[0] != x.shape[1]:
             pos = resize_pos_embed(pos, x.shape[1])
         x = self.ln_pre(x + pos.to(x.dtype))
         # Only the class token is read out: the last block skips every other token's query and MLP.
