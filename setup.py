@@ -29,7 +29,7 @@ setup(
     long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['cnclip_mm', 'cnclip_mm.*']),
-    package_data={'cnclip_mm': ['models/vocab/vocab.txt', 'datasets/*.txt', 'evaluation/*.txt', '**/*.txt']},
+    package_data={'cnclip_mm': ['models/vocab/vocab.txt', 'datasets/*.txt', 'evaluation/*.txt', '**/*.txt', 'visualization/cjk_font/*']},
     python_requires='>=3.9',
     install_requires=read_requirements('runtime.txt'),
     extras_require={
