@@ -55,7 +55,9 @@ def test_mmpretrain_style_call_by_name(zoo, tmp_path):
     result = ImageClassificationInferencer(TINY_NAME, pretrained=True, classes=CLASSES,
                                            text_prototype=CLASSES)(str(bird_jpeg))[0]
     model = zoo['model']
-    probs = (100 * _image_feats(model, [str(bird_jpeg)]) @ _class_embeddings(model, CLASSES, load_templates(None)).T
+    scale = float(model.logit_scale.detach().exp())
+    assert scale < 99  # the tiny release's own scale, not the released models' 100
+    probs = (scale * _image_feats(model, [str(bird_jpeg)]) @ _class_embeddings(model, CLASSES, load_templates(None)).T
              ).softmax(-1)[0]
     assert result['pred_class'] == CLASSES[int(probs.argmax())]
     assert result['pred_label'] == int(probs.argmax())
@@ -75,13 +77,21 @@ def test_zero_shot_inputs_templates_and_show_dir(tmp_path, vocab_file):
     by_glob = inf(str(tmp_path / 'imgs' / '*.png'))
     by_pil = inf([Image.open(p) for p in paths])
     by_array = inf(arrays)
-    probs = (100 * _image_feats(model, paths) @ _class_embeddings(model, CLASSES, templates).T).softmax(-1)
+    probs = (model.logit_scale.detach().exp() * _image_feats(model, paths) @ _class_embeddings(model, CLASSES, templates).T
+             ).softmax(-1)
     for results in (by_folder, by_glob, by_pil, by_array):
         assert [r['pred_label'] for r in results] == probs.argmax(-1).tolist()
         np.testing.assert_allclose(np.stack([r['pred_scores'] for r in results]), probs.numpy(), atol=1e-5)
         assert all(len(r['topk_labels']) == 2 for r in results)
     assert by_folder[0]['pred_class'] in ('bird', 'dog', 'cat', 'snake')
-    assert len(list((tmp_path / 'show').glob('*.png'))) == 5
+    inf(paths[:2], show_dir=str(tmp_path / 'show'))  # a second call adds pictures, never overwrites
+    written = sorted(p.name for p in (tmp_path / 'show').glob('*.png'))
+    assert written == [f'{i:04d}_img{i}.png' for i in range(5)] + ['0005_img0.png', '0006_img1.png']
+    for i, res in enumerate(by_folder):  # no ground truth is known: the prediction is titled as one
+        text = Image.open(tmp_path / 'show' / f'{i:04d}_img{i}.png').text['Description'].split('\n')
+        assert text[0] == f"prediction: {res['pred_class']} ({res['pred_score']:.1%})"
+        assert text[1:] == [f'{c} {p:.1%}' for c, p in zip(res['topk_classes'], res['topk_scores'])]
+        assert not any('gt' in line for line in text)
 
 
 def test_text_to_image_gallery_cache(tmp_path, vocab_file):
@@ -100,7 +110,12 @@ def test_text_to_image_gallery_cache(tmp_path, vocab_file):
         assert [m['index'] for m in res['matches']] == row_i.tolist()
         assert [m['id'] for m in res['matches']] == [f'img{i}.png' for i in row_i.tolist()]
         assert [m['score'] for m in res['matches']] == pytest.approx(row_s.tolist(), abs=1e-5)
-    assert len(list((tmp_path / 'show').glob('query_*.png'))) == 3
+    first(queries[:1], show_dir=str(tmp_path / 'show'))
+    assert sorted(p.name for p in (tmp_path / 'show').glob('*.png')) == [f'{i:04d}_query.png' for i in range(4)]
+    for i, res in enumerate(results):  # ranks, ids and scores; no hit / miss without ground truth
+        text = Image.open(tmp_path / 'show' / f'{i:04d}_query.png').text['Description'].split('\n')
+        assert text == [queries[i]] + [f"#{r + 1} {m['id']} score {m['score']:.3f}"
+                                       for r, m in enumerate(res['matches'])]
 
     second = TextToImageRetrievalInferencer(model, gallery=str(folder), topk=3, cache_file=cache)
     assert second.gallery_from_cache and torch.equal(second.gallery_feats, first.gallery_feats)

@@ -4,8 +4,10 @@
 
 Joins every run of the work dir (``<timestamp>/vis_data/scalars.json``, oldest first: a resumed run continues
 the earlier ones, and a step logged twice keeps the later value), or reads one scalars.json, and writes loss.png
-(keys with 'loss'), logit_scale.png, and metrics.png (retrieval/* and zeroshot/* keys; plotted against epochs
-with integer ticks when training was epoch-based). Legends sit outside the plot area.
+(keys with 'loss'), logit_scale.png, and metrics.png (retrieval/* and zeroshot/* keys, one small panel per
+metric with markers and the last value written in, so metrics with equal values or only a few evaluations
+stay readable; against epochs with integer ticks when training was epoch-based). Legends sit outside the
+plot area.
 """
 import argparse
 import glob
@@ -58,30 +60,54 @@ def plot(series: Dict[str, List[Tuple[float, float]]], out_dir: str, by_epoch: b
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for name, select in GROUPS.items():
         keys = sorted(k for k in series if select(k))
         if not keys:
             continue
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for key in keys:
-            steps, values = zip(*series[key])
-            ax.plot(steps, values, marker='o' if len(steps) < 30 else None, label=key)
-        if name == 'metrics' and by_epoch:
-            ax.set_xlabel('epoch')
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        else:
-            ax.set_xlabel('iteration')
-        ax.set_title(name)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+        fig = _metric_panels(plt, series, keys, by_epoch) if name == 'metrics' else _one_axis(plt, series, keys)
+        fig.suptitle(name)
         path = osp.join(out_dir, f'{name}.png')
         fig.savefig(path, dpi=90, bbox_inches='tight')
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _one_axis(plt, series, keys):
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key in keys:
+        steps, values = zip(*series[key])
+        ax.plot(steps, values, marker='o' if len(steps) < 30 else None, label=key)
+    ax.set_xlabel('iteration')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    return fig
+
+
+def _metric_panels(plt, series, keys, by_epoch: bool):
+    """One panel per metric: with few evaluations and equal values (R@10 = 100 for both directions)
+    lines on one axis hide each other."""
+    from matplotlib.ticker import MaxNLocator
+    cols = min(4, len(keys))
+    rows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.4 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        steps, values = zip(*series[key])
+        ax.plot(steps, values, marker='o', markersize=5)
+        ax.annotate(f'{values[-1]:.4g}', (steps[-1], values[-1]), textcoords='offset points', xytext=(0, 6),
+                    ha='center', fontsize=8)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel('epoch' if by_epoch else 'iteration', fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.margins(x=0.15, y=0.25)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(keys):]:
+        ax.axis('off')
+    fig.tight_layout()
+    return fig
 
 
 def main(argv: Optional[List[str]] = None) -> List[str]:

@@ -13,7 +13,8 @@ from .gallery import Gallery, model_key
 
 class ZeroShotClassificationInferencer(BaseInferencer):
     """Classify images among user classes: class embedding = mean over ``templates`` of the normalised
-    features of ``template.format(prototype)``, logits ``100 * image_feat @ class_emb.T``, softmax.
+    features of ``template.format(prototype)``, logits ``scale * image_feat @ class_emb.T`` with the model's
+    own learned scale (``logit_scale.exp()``, at most 100: exactly 100 for the released weights), softmax.
 
     ``ZeroShotClassificationInferencer(NAME, pretrained=True, classes=['鸟', '狗'])('bird.jpg')[0]['pred_class']``
 
@@ -42,9 +43,10 @@ class ZeroShotClassificationInferencer(BaseInferencer):
         feats = self.text_features([t.format(p) for t in self.templates for p in prototypes])
         emb = feats.view(len(self.templates), len(prototypes), -1).mean(dim=0)
         self.class_embeddings = emb / emb.norm(dim=-1, keepdim=True)
+        self.logit_scale = float(self.model.logit_scale.detach().exp().clamp(max=100))
 
     def postprocess(self, feats: torch.Tensor, chunk: Sequence[Any], **kwargs) -> List[dict]:
-        probs = (100.0 * feats @ self.class_embeddings.T).softmax(dim=-1)
+        probs = (self.logit_scale * feats @ self.class_embeddings.T).softmax(dim=-1)
         k = min(self.topk, len(self.classes))
         out = []
         for row in probs:
@@ -56,11 +58,13 @@ class ZeroShotClassificationInferencer(BaseInferencer):
         return out
 
     def visualize(self, items, results, show_dir):
-        from cnclip_mm.visualization.retrieval import render_zeroshot_examples
-        return [render_zeroshot_examples(
-            [display_image(item)], [res['topk_classes']], [res['topk_scores']], [res['pred_class']],
-            osp.join(show_dir, f'{i:04d}_{osp.splitext(item_name(item, i))[0]}.png'))
-            for i, (item, res) in enumerate(zip(items, results))]
+        """One picture per image titled with its prediction and probability (no ground truth is known
+        here), numbered on from the pictures already in ``show_dir``."""
+        from cnclip_mm.visualization import numbered_paths, render_zeroshot_examples
+        paths = numbered_paths(show_dir, [osp.splitext(item_name(item, i))[0] for i, item in enumerate(items)])
+        return [render_zeroshot_examples([display_image(item)], [res['topk_classes']], [res['topk_scores']],
+                                         None, path)
+                for item, res, path in zip(items, results, paths)]
 
 
 class TextToImageRetrievalInferencer(BaseInferencer):
@@ -99,13 +103,15 @@ class TextToImageRetrievalInferencer(BaseInferencer):
         return _matches(feats @ self.gallery_feats.T, chunk, 'text', self.gallery.ids, self.topk)
 
     def visualize(self, items, results, show_dir):
-        from cnclip_mm.visualization.retrieval import render_retrieval_example
+        """One picture per query with its ranked images, ids and scores (no hit / miss: which images are
+        right is not known), numbered on from the pictures already in ``show_dir``."""
+        from cnclip_mm.visualization import numbered_paths, render_retrieval_example
         written = []
-        for i, res in enumerate(results):
+        for res, path in zip(results, numbered_paths(show_dir, ['query'] * len(results))):
             images = [display_image(self.gallery.items[m['index']]) for m in res['matches']]
             written.append(render_retrieval_example(
-                res['text'], images, [True] * len(images), osp.join(show_dir, f'query_{i:04d}.png'),
-                scores=[m['score'] for m in res['matches']], labels=[m['id'] for m in res['matches']]))
+                res['text'], images, None, path, scores=[m['score'] for m in res['matches']],
+                labels=[m['id'] for m in res['matches']]))
         return written
 
 

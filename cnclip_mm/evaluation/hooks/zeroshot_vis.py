@@ -18,7 +18,7 @@ class ZeroShotVisualizationHook(Hook):
         out_dir: folder for ``zeroshot_examples.png``; relative paths go under the work dir.
         num_images: how many images to draw.
         topk: class names listed per image.
-        font_path: a CJK font file; default searched.
+        font_path: a CJK font file; default the shipped one.
     """
 
     priority = 'LOW'
@@ -69,7 +69,7 @@ class ZeroShotVisualizationHook(Hook):
         path = render_zeroshot_examples(
             [dataset[x['idx']]['inputs'].permute(1, 2, 0).numpy() for x in items],
             [[name(i) for i in x['top']] for x in items], [x['scores'] for x in items],
-            [name(x['gt']) for x in items], osp.join(out_dir, 'zeroshot_examples.png'), font_path=self.font_path)
+            [name(x['gt']) if x['gt'] >= 0 else None for x in items], osp.join(out_dir, 'zeroshot_examples.png'), font_path=self.font_path)
         runner.logger.info(f'ZeroShotVisualizationHook: {len(items)} predictions drawn in {path}')
 
 
