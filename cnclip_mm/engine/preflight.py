@@ -229,7 +229,7 @@ def _tokenizer_cfgs(node) -> Iterator[dict]:
 
 # ----------------------------------------------------------------------------------------------- checkpoints
 def _absent(source: str) -> bool:
-    """A local checkpoint that is not there; URLs and model-index names are fetched on use, not missing."""
+    """A local checkpoint that is not there; URLs and model-index names are checked by :func:`_unfetchable`."""
     if osp.exists(source):
         return False
     from cnclip_mm.models.zoo import is_model_name
@@ -237,17 +237,28 @@ def _absent(source: str) -> bool:
     return not (is_url(source) or is_model_name(source))
 
 
+def _unfetchable(source: str) -> Optional[str]:
+    from cnclip_mm.models.zoo import unfetchable_weights
+    return None if osp.exists(source) else unfetchable_weights(source)
+
+
 def _checkpoints(cfg, mode: str, checkpoint: Optional[str]) -> Iterator[Missing]:
     if mode == 'test' and checkpoint and _absent(checkpoint):
         yield Missing('checkpoint to evaluate', checkpoint,
                       'an official .pt, a Hugging Face folder, an mmpretrain .pth or a cnclip-mm checkpoint '
                       '(docs/evaluation.md, "Reproducing the published numbers")')
+    elif mode == 'test' and checkpoint and (problem := _unfetchable(checkpoint)):
+        yield Missing(f'weights of {checkpoint}', problem,
+                      'or give a local checkpoint path instead of the name / URL')
     load_from = cfg.get('load_from') if mode == 'train' else None
     if load_from and _absent(load_from):
         how = ('train the previous stage first (its work dir holds last_checkpoint)'
                if osp.basename(load_from) == 'last_checkpoint' else 'the checkpoint file')
         yield Missing('checkpoint to start from (load_from)', load_from,
                       f'{how}; or --cfg-options load_from=None to start from the initial weights')
+    elif load_from and (problem := _unfetchable(load_from)):
+        yield Missing(f'weights of load_from={load_from}', problem,
+                      'or --cfg-options load_from=<local checkpoint>')
 
 
 def explain_small_dataset(runner, err: BaseException) -> Optional[str]:

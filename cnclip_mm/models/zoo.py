@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Union
 import torch
 import yaml
 
-from cnclip_mm.utils.download import download, is_url
+from cnclip_mm.utils.download import cached_path, download, is_url, unreachable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 METAFILE = REPO_ROOT / 'configs' / 'metafile.yml'
@@ -99,6 +99,39 @@ def download_weights(name: str, progress: bool = True) -> str:
     return osp.dirname(paths[0])
 
 
+def weights_files(name: str) -> List[tuple]:
+    """``(url, cached path)`` of each file of a named model's weights (one, or several for HF folders)."""
+    entry = model_info(name)
+    url = entry.get('Weights')
+    if not url:
+        raise ValueError(f'model {entry["Name"]} has no Weights URL in the model index')
+    files = entry.get('Files')
+    if not files:
+        return [(url, cached_path(url))]
+    folder = 'hf/' + entry['Name'].replace('/', '--')
+    return [(url.rstrip('/') + '/' + f, cached_path(url.rstrip('/') + '/' + f, subdir=folder)) for f in files]
+
+
+def unfetchable_weights(source: str) -> Optional[str]:
+    """Why a model name or URL given as a checkpoint cannot be had here (not cached and its server not
+    reachable), naming the URL and where to put the file by hand; None when it is cached or fetchable."""
+    source = os.fspath(source)
+    if is_url(source):
+        files = [(source, cached_path(source))]
+    elif is_model_name(source):
+        files = weights_files(source)
+    else:
+        return None
+    for url, path in files:
+        if path.is_file():
+            continue
+        problem = unreachable(url)
+        if problem:
+            return (f'{url} is not in the cache and cannot be fetched ({problem}): download it elsewhere and '
+                    f'put it at {path}')
+    return None
+
+
 def resolve_weights(source: str, progress: bool = True) -> str:
     """Turn a checkpoint argument into a local path: a URL is downloaded (cached), a model name fetches
     its index weights; an existing path (or anything else) is returned unchanged for the loader to judge.
@@ -145,6 +178,6 @@ def get_model(name_or_config, pretrained: Union[bool, str] = False, device: Unio
         checkpoint = None
     if vocab_file is None and checkpoint is not None and entry is not None and entry.get('Vocab') \
             and not entry.get('Files'):
-        vocab = entry['Vocab']
+        vocab = entry['Vocab']  # an extra index's own vocabulary; the released models use the shipped one
         vocab_file = download(vocab, subdir='vocab', progress=progress) if is_url(vocab) else vocab
     return init_model(config, checkpoint, device=device, vocab_file=vocab_file, context_length=context_length)

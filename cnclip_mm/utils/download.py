@@ -52,14 +52,35 @@ def file_sha256(path: os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def check_hash(path: os.PathLike, expected: Optional[str], url: str) -> None:
-    """Raise :class:`DownloadError` when ``path``'s SHA-256 does not start with ``expected``."""
+def check_hash(path: os.PathLike, expected: Optional[str], url: str,
+               remedy: str = 'Delete it to download again.') -> None:
+    """Raise :class:`DownloadError` when ``path``'s SHA-256 does not start with ``expected``; ``remedy``
+    ends the message."""
     if not expected:
         return
     actual = file_sha256(path)
     if not actual.startswith(expected):
         raise DownloadError(f'{path} is corrupt or not the released file: its SHA-256 is {actual}, expected '
-                            f'{expected}... (from {url}). Delete it to download again.')
+                            f'{expected}... (from {url}). {remedy}')
+
+
+def cached_path(url: str, subdir: str = 'checkpoints', filename: Optional[str] = None) -> Path:
+    """Where :func:`download` keeps ``url`` (whether or not it is there yet)."""
+    return cache_dir() / subdir / (filename or _basename(url))
+
+
+def unreachable(url: str, timeout: float = 10.0) -> Optional[str]:
+    """Why ``url`` cannot be fetched from here (no route, refused, HTTP error), or None when it can: one
+    ``HEAD`` request."""
+    request = urllib.request.Request(url, method='HEAD')
+    try:
+        urllib.request.urlopen(request, timeout=timeout).close()
+    except urllib.error.HTTPError as err:
+        if err.code not in (403, 405, 501):  # servers that refuse HEAD but serve GET
+            return f'HTTP {err.code} {err.reason}'
+    except (urllib.error.URLError, OSError) as err:
+        return str(getattr(err, 'reason', err))
+    return None
 
 
 def download(url: str, subdir: str = 'checkpoints', filename: Optional[str] = None,
@@ -84,7 +105,7 @@ def download(url: str, subdir: str = 'checkpoints', filename: Optional[str] = No
         DownloadError: offline / HTTP failure (the message names the URL and where to put the file
             by hand), or a hash mismatch.
     """
-    target = cache_dir() / subdir / (filename or _basename(url))
+    target = cached_path(url, subdir, filename)
     expected = expected_hash(url, sha256)
     if target.is_file():
         check_hash(target, expected, url)
@@ -94,11 +115,12 @@ def download(url: str, subdir: str = 'checkpoints', filename: Optional[str] = No
     try:
         _fetch(url, part, progress)
     except (urllib.error.URLError, OSError) as err:
+        resume = (f'; the partial file {part.name} there ({part.stat().st_size} bytes) is resumed on the next try'
+                  if part.is_file() and part.stat().st_size else '')
         raise DownloadError(f'cannot download {url} ({err}). Without network, download it elsewhere and put '
-                            f'it at {target} (or set $CNCLIP_HOME); a partial file {part.name} there is '
-                            'resumed on the next try.') from err
+                            f'it at {target} (or set $CNCLIP_HOME){resume}.') from err
     try:
-        check_hash(part, expected, url)
+        check_hash(part, expected, url, remedy='The download was deleted; run again to fetch it anew.')
     except DownloadError:
         part.unlink()
         raise
