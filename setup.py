@@ -5,11 +5,27 @@
 ``requirements/constraints.txt``.
 """
 import re
+import shutil
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
+
+
+class BuildWithConfigs(build_py):
+    """Copy ``configs/`` (leaf and base configs, the model index metafile.yml) into the built package as
+    ``cnclip_mm/.mim/configs`` (mmpretrain's layout), so a wheel or ``pip install .`` finds models by name.
+    ``configs/`` at the repository root stays the one source; an editable install reads it in place."""
+
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            return
+        target = Path(self.build_lib) / 'cnclip_mm' / '.mim' / 'configs'
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(HERE / 'configs', target, ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
 
 
 def read_requirements(name: str) -> list:
@@ -42,4 +58,5 @@ setup(
         + read_requirements('fast.txt') + read_requirements('adapters.txt'),
     },
     license='Apache-2.0',
+    cmdclass={'build_py': BuildWithConfigs},
 )

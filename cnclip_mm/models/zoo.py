@@ -15,8 +15,12 @@ import yaml
 
 from cnclip_mm.utils.download import cached_path, download, is_url, unreachable
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-METAFILE = REPO_ROOT / 'configs' / 'metafile.yml'
+# The folder holding configs/: the package's own copy in an installed wheel (setup.py puts it in
+# cnclip_mm/.mim), else the repository root of a checkout or an editable install.
+_PACKAGED = Path(__file__).resolve().parents[1] / '.mim'
+CONFIG_ROOT = _PACKAGED if (_PACKAGED / 'configs' / 'metafile.yml').is_file() \
+    else Path(__file__).resolve().parents[2]
+METAFILE = CONFIG_ROOT / 'configs' / 'metafile.yml'
 INDEX_ENV = 'CNCLIP_MODEL_INDEX'
 
 _registered: List[Path] = []
@@ -36,7 +40,7 @@ def _read_index(path: Path) -> List[dict]:
         raise FileNotFoundError(f'model index {path} does not exist')
     data = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
     collections = {c['Name']: c for c in data.get('Collections') or []}
-    base = REPO_ROOT if path == METAFILE else path.parent
+    base = CONFIG_ROOT if path == METAFILE else path.parent
     entries = []
     for i, entry in enumerate(data.get('Models') or []):
         missing = [k for k in ('Name', 'Config') if k not in entry]
