@@ -1,4 +1,4 @@
-"""Datasets, transforms and the bad-sample report hook; importing registers them all."""
+"""Datasets, transforms and the bad-sample and truncation report hooks; importing registers them all."""
 from . import transforms  # noqa: F401
 from .bad_samples import BadSampleError, BadSampleLog
 from .base import BadSampleAwareDataset
@@ -13,6 +13,7 @@ from .hooks import BadSampleReportHook
 from .image_folder import ImageFolderZeroShotDataset
 from .jsonl_dataset import ImageTextJsonlDataset
 from .lmdb_dataset import ImageTextLMDBDataset
+from .truncation import TruncationLog, TruncationReportHook
 from .tsv_dataset import ImageTextTSVDataset
 from .webdataset_shards import WebDatasetImageText
 from .zero_shot_base import ZeroShotDataset
@@ -23,4 +24,5 @@ __all__ = [
     'CIFAR100_CHINESE', 'ImageFolderZeroShotDataset', 'ZeroShotDataset', 'DemoImageTextDataset',
     'ensure_demo_data', 'make_demo_data', 'BadSampleReportHook', 'WebDatasetImageText', 'ClassCaptionDataset',
     'DemoClassesDataset', 'ensure_demo_classes', 'make_demo_classes', 'clip_collate',
+    'TruncationLog', 'TruncationReportHook',
 ]

@@ -14,6 +14,7 @@ default_hooks = dict(
     logit_scale_clamp=dict(type='LogitScaleClampHook'),  # keep exp(logit_scale) <= 100 after each step
     rng_state=dict(type='RNGStateHook'),  # RNG states in checkpoints: a resume continues bit-exactly
     bad_samples=dict(type='BadSampleReportHook'),  # skipped bad samples counted and logged per epoch
+    truncation=dict(type='TruncationReportHook'),  # captions cut to the context length, logged per epoch
 )
 custom_hooks = []
 

@@ -1,7 +1,6 @@
 """Transforms: decoding, Pillow-exact resizing, augmentation, text, packing, and the eval pipeline."""
 import base64
 import io
-import logging
 import random
 
 import numpy as np
@@ -121,10 +120,7 @@ def test_clean_caption():
         CleanCaption()(dict(text=' \u200b ', text_source='texts.jsonl line 4'))
 
 
-def test_tokenize_text_and_truncation(vocab_file, monkeypatch):
-    logs = []
-    monkeypatch.setattr('cnclip_mm.datasets.transforms.text.print_log',
-                        lambda msg, **kw: logs.append((msg, kw.get('level'))))
+def test_tokenize_text_and_truncation(vocab_file):
     tok = TokenizeText(dict(type='ChineseTokenizer', vocab_file=vocab_file), context_length=8)
     ids = tok(dict(text='一只猫'))['text_ids']
     assert ids.dtype == torch.long and ids.shape == (8,)
@@ -134,12 +130,12 @@ def test_tokenize_text_and_truncation(vocab_file, monkeypatch):
     assert exact[-1] == 102 and tok.num_truncated == 0
     long = tok(dict(text='一二三四五六七八九十', text_source='t.jsonl line 9'))['text_ids']
     assert long.shape == (8,) and long[-1] == 102 and tok.num_truncated == 1
-    assert len(logs) == 1 and 't.jsonl line 9' in logs[0][0] and logs[0][1] == logging.WARNING
+    # Counted for the per-epoch report (TruncationReportHook), with where it came from.
+    assert tok.truncation.seen == 3 and tok.truncation.examples == ["t.jsonl line 9 '一二三四五六七八九十'..."]
     assert 'text_ids' not in tok(dict(image_id=1))
 
 
 def test_tokenize_text_cache(vocab_file, monkeypatch):
-    monkeypatch.setattr('cnclip_mm.datasets.transforms.text.print_log', lambda *a, **kw: None)
     cfg = dict(type='ChineseTokenizer', vocab_file=vocab_file)
     cached, plain = TokenizeText(cfg, context_length=8, cache_size=2), TokenizeText(cfg, context_length=8, cache_size=0)
     calls = []

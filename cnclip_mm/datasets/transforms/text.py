@@ -1,5 +1,4 @@
 """Caption cleaning and tokenisation."""
-import logging
 import re
 import unicodedata
 from typing import Optional, Union
@@ -7,11 +6,11 @@ from typing import Optional, Union
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
-from mmengine.logging import print_log
 
 from cnclip_mm.registry import MODELS, TRANSFORMS
 
 from ..bad_samples import BadSampleError
+from ..truncation import TruncationLog
 
 _SPACES = re.compile(r'\s+')
 _QUOTES = str.maketrans({'“': '"', '”': '"'})
@@ -59,14 +58,16 @@ class CleanCaption(BaseTransform):
 class TokenizeText(BaseTransform):
     """Tokenise ``text`` into official ids ``[CLS] ... [SEP]`` zero-padded to the context length.
 
-    Captions longer than the context are truncated (as the official code does), counted in
-    ``num_truncated`` and reported with a warning the first time and every 1000th time.
+    Captions longer than the context are truncated (as the official code does) and counted in
+    ``truncation`` (shared memory, so counts made in DataLoader workers are seen by the main process);
+    ``TruncationReportHook`` logs the count per epoch.
 
     Args:
         tokenizer: Config of a ``ChineseTokenizer`` (built from MODELS) or the object itself. Left out in a
             config, the config's top-level ``tokenizer`` is filled in (see ``cnclip_mm.utils.share_tokenizer``);
             ``None`` here: the shipped vocab, context 52.
-        context_length: Overrides the tokenizer's context length.
+        context_length: Overrides the tokenizer's context length (configs set ``tokenizer.context_length``
+            once instead, see ``cnclip_mm.utils.share_tokenizer``).
         cache_size: distinct captions whose ids are kept (the first ones seen, per loader process), so
             later epochs copy them instead of tokenising again (~5 instead of ~80 us a caption; about
             550 bytes an entry, 35 MB when full). 0 turns it off.
@@ -83,23 +84,23 @@ class TokenizeText(BaseTransform):
         if tokenizer is None:
             tokenizer = dict(type='ChineseTokenizer')
         self.tokenizer = MODELS.build(tokenizer) if isinstance(tokenizer, dict) else tokenizer
-        self.context_length = context_length
+        # Fixed here, so the cache below never mixes lengths.
+        self.context_length = context_length or getattr(self.tokenizer, 'context_length', None)
         self.cache_size = cache_size
         self._cache = {}  # caption -> (int32 ids as bytes, truncated)
-        self.num_truncated = 0
+        self.truncation = TruncationLog()
+
+    @property
+    def num_truncated(self) -> int:
+        """Captions truncated since the last report (over every loader process)."""
+        return self.truncation.count
 
     def transform(self, results: dict) -> dict:
         text = results.get('text')
         if text is None:
             return results
         ids, truncated = self._encode(text)
-        if truncated:
-            self.num_truncated += 1
-            if self.num_truncated == 1 or self.num_truncated % 1000 == 0:
-                print_log(f'TokenizeText: {self.num_truncated} caption(s) longer than the context '
-                          f'({ids.numel()} tokens) truncated so far, e.g. '
-                          f'{results.get("text_source", "")} {text[:40]!r}...',
-                          logger='current', level=logging.WARNING)
+        self.truncation.record(truncated, f'{results.get("text_source", "")} {text[:40]!r}...'.lstrip())
         if ids.dim() != 1:
             raise BadSampleError(f'TokenizeText: tokenizer returned shape {tuple(ids.shape)}')
         results['text_ids'] = ids.long()
