@@ -10,6 +10,7 @@ from torch import nn
 from cnclip_mm.registry import MODELS
 from cnclip_mm.structures import DataSample
 
+from .adapters import apply_adapters, freeze_base
 from .losses.context import batch_context
 from .text_encoders.padding import trim_padding
 
@@ -34,6 +35,9 @@ class ChineseCLIP(BaseModel):
         max_logit_scale: cap of the log temperature, ln(100).
         accum_freq: micro-batches whose features are cached for one optimizer step (official
             ``accum_freq``); 1 trains on each batch directly.
+        adapters: LoRA per tower through peft, ``dict(image=dict(target_modules=[...], r=8, alpha=16,
+            dropout=0.05), text=dict(...), trainable=[...])``: only the adapters (and ``trainable``)
+            train, checkpoint keys stay the official ones plus ``lora_*`` (see ``models/adapters``).
         init_cfg: mmengine init config.
     """
 
@@ -41,7 +45,7 @@ class ChineseCLIP(BaseModel):
                  tokenizer: Optional[dict] = None, loss: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_logit_scale: float = math.log(1 / 0.07), max_logit_scale: float = math.log(100),
-                 accum_freq: int = 1, init_cfg: Optional[dict] = None):
+                 accum_freq: int = 1, adapters: Optional[dict] = None, init_cfg: Optional[dict] = None):
         preprocessor = MODELS.build(data_preprocessor or dict(type='CLIPDataPreprocessor'))
         super().__init__(data_preprocessor=preprocessor, init_cfg=init_cfg)
         image_encoder = dict(image_encoder)
@@ -66,6 +70,9 @@ class ChineseCLIP(BaseModel):
         self.accum_freq = accum_freq
         self._accumulator = None
         self.class_embeddings: Optional[torch.Tensor] = None
+        self.adapters = adapters
+        if adapters:
+            apply_adapters(self, adapters)
 
     # ------------------------------------------------------------------ features
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
@@ -182,16 +189,25 @@ class ChineseCLIP(BaseModel):
     def lock_image_tower(self, unlocked_groups: int = 0, freeze_bn_stats: bool = True) -> None:
         """Freeze the image tower except its last ``unlocked_groups`` groups; idempotent."""
         self.image_encoder.lock(unlocked_groups, freeze_bn_stats)
+        self._keep_base_frozen()
 
     def unlock_image_tower(self) -> None:
         self.image_encoder.unlock()
+        self._keep_base_frozen()
 
     def lock_text_tower(self, unlocked_layers: int = 0, freeze_layer_norm: bool = True) -> None:
         """Freeze the text tower except its last ``unlocked_layers`` layers; idempotent."""
         self.text_encoder.lock(unlocked_layers, freeze_layer_norm)
+        self._keep_base_frozen()
 
     def unlock_text_tower(self) -> None:
         self.text_encoder.unlock()
+        self._keep_base_frozen()
+
+    def _keep_base_frozen(self) -> None:
+        # With adapters, unlocking a tower means its adapters train; its base weights never do.
+        if self.adapters:
+            freeze_base(self)
 
     @property
     def image_tower_locked(self) -> bool:

@@ -83,7 +83,22 @@ def load_state_dict_any(path: str) -> Tuple[StateDict, str, dict]:
     except ValueError as err:
         raise ValueError(f'{path}: {err}') from None
     extra['path'] = os.fspath(path)
-    return convert_to_mm(raw, fmt), fmt, extra
+    return with_adapter_base(convert_to_mm(raw, fmt), extra), fmt, extra
+
+
+def with_adapter_base(state_dict: StateDict, extra: dict) -> StateDict:
+    """An adapters-only checkpoint (``meta['adapters_only']``, ``AdapterCheckpointHook``) completed with the
+    base weights its ``meta['adapter_base']`` names; any other state dict as it is."""
+    meta = extra.get('meta') or {}
+    if not meta.get('adapters_only'):
+        return state_dict
+    base = meta.get('adapter_base')
+    if not base or not os.path.exists(base):
+        raise FileNotFoundError(f'{extra.get("path")}: an adapters-only checkpoint whose base weights '
+                                f'(meta.adapter_base) {base!r} are not found; merge it onto the base with '
+                                'tools/model_converters/merge_adapters.py --base BASE')
+    base_state, _, _ = load_state_dict_any(base)
+    return {**base_state, **state_dict}
 
 
 def is_own_checkpoint(path: str) -> bool:
