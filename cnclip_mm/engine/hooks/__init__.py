@@ -1,7 +1,9 @@
 """Training hooks (registered in ``HOOKS``)."""
+from .adapter_checkpoint_hook import AdapterCheckpointHook
 from .checkpoint_hook import CLIPCheckpointHook
 from .logit_scale_hook import LogitScaleClampHook
 from .rng_state_hook import RNGStateHook
 from .tower_lock_hook import TowerLockHook
 
-__all__ = ['CLIPCheckpointHook', 'LogitScaleClampHook', 'RNGStateHook', 'TowerLockHook']
+__all__ = ['AdapterCheckpointHook', 'CLIPCheckpointHook', 'LogitScaleClampHook', 'RNGStateHook',
+           'TowerLockHook']
