@@ -1,5 +1,5 @@
 """Install cnclip-mm: ``pip install -c requirements/constraints.txt -e .`` (extras: ``[tests]``,
-``[deploy]`` ONNX Runtime, ``[demo]`` Gradio, ``[adapters]`` peft).
+``[deploy]`` ONNX Runtime, ``[demo]`` Gradio, ``[adapters]`` peft, ``[serve]`` FastAPI + uvicorn).
 
 ``install_requires`` holds compatible ranges (a user's own torch stays); the tested exact versions are
 ``requirements/constraints.txt``.
@@ -53,9 +53,10 @@ setup(
         'demo': read_requirements('demo.txt'),  # Gradio web demo
         'fast': read_requirements('fast.txt'),  # libjpeg-turbo decoding
         'adapters': read_requirements('adapters.txt'),  # LoRA and other adapters through peft
+        'serve': read_requirements('serve.txt'),  # the embeddings service (FastAPI + uvicorn)
         # the suite tests every optional part too
         'tests': read_requirements('tests.txt') + read_requirements('deploy.txt') + read_requirements('demo.txt')
-        + read_requirements('fast.txt') + read_requirements('adapters.txt'),
+        + read_requirements('fast.txt') + read_requirements('adapters.txt') + read_requirements('serve.txt'),
     },
     license='Apache-2.0',
     cmdclass={'build_py': BuildWithConfigs},
