@@ -1,0 +1,66 @@
+"""The model side of the service: the model, its feature backend and the batched calls the worker runs."""
+import os
+from typing import List, Optional
+
+import torch
+from torch import nn
+
+from cnclip_mm.apis.inference import preprocess_images
+from cnclip_mm.apis.inferencers.base import build_backend
+
+
+def load_model(model: str, config: Optional[str] = None, device: str = 'cpu',
+               vocab_file: Optional[str] = None) -> nn.Module:
+    """A model name (with its released weights) or a checkpoint (with ``config``, or its own inferred
+    architecture), through :func:`cnclip_mm.apis.get_model` / :func:`cnclip_mm.apis.init_model`."""
+    from cnclip_mm.apis import get_model, init_model
+    from cnclip_mm.models.zoo import is_model_name, resolve_weights
+    if is_model_name(model) and not config:
+        return get_model(model, pretrained=True, device=device, vocab_file=vocab_file)
+    return init_model(config, resolve_weights(model), device=device, vocab_file=vocab_file)
+
+
+class Encoder:
+    """Features of tokenised texts and preprocessed images, one call per batch.
+
+    ``tokenize`` and ``preprocess`` run on the request threads (they are per request and need no model
+    weights); ``compute`` runs on the batcher's single worker thread.
+
+    Args:
+        model: a built ``ChineseCLIP`` (eval mode).
+        backend: ``'pytorch'`` or ``'onnxruntime'`` (see :func:`cnclip_mm.apis.inferencers.base.build_backend`).
+        onnx_dir: onnxruntime: the exported towers (exported there first when absent).
+    """
+
+    def __init__(self, model: nn.Module, backend: str = 'pytorch', onnx_dir: Optional[str] = None) -> None:
+        self.model = model.eval()
+        self.backend = build_backend(self.model, backend, onnx_dir)
+        self.pad_id = int(self.model.text_encoder.pad_token_id)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.embed_dim)
+
+    def tokenize(self, texts: List[str]) -> torch.Tensor:
+        """``[N, context_length]`` token ids."""
+        return self.model.tokenize(list(texts))
+
+    def count_tokens(self, ids: torch.Tensor) -> int:
+        return int((ids != self.pad_id).sum())
+
+    def preprocess(self, image) -> torch.Tensor:
+        """One image as the model's normalised ``[3, S, S]`` input (the inferencers' preprocessing)."""
+        return preprocess_images(self.model, [image])[0]
+
+    @torch.no_grad()
+    def compute(self, kind: str, items: list) -> torch.Tensor:
+        """L2-normalised features ``[N, D]`` of token-id rows (``'text'``) or image tensors (``'image'``)."""
+        if kind == 'text':
+            return self.backend.text_feats(torch.stack(items))
+        if kind == 'image':
+            return self.backend.image_feats(torch.stack(items))
+        raise ValueError(f"kind must be 'text' or 'image', got {kind!r}")
+
+    def describe(self, name: str) -> dict:
+        return dict(model=os.path.basename(os.fspath(name)), backend=self.backend.name, embed_dim=self.embed_dim,
+                    image_size=int(self.model.image_encoder.img_size))
