@@ -4,11 +4,12 @@ The cache key is a fingerprint of the model's weights, the backend and every gal
 and modification time; the bytes of in-memory images; the TSV file's path, size and mtime), so a changed
 gallery or model recomputes the features and an unchanged one loads them.
 """
+import functools
 import hashlib
 import io
 import os
 import os.path as osp
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -80,7 +81,13 @@ class Gallery:
 
 
 def _read_tsv(path: str) -> Tuple[List[str], List[Image.Image]]:
-    ids, images = [], []
+    records = list(iter_tsv(path))
+    return [image_id for image_id, _ in records], [decode() for _, decode in records]
+
+
+def iter_tsv(path: str) -> Iterator[Tuple[str, Callable[[], Image.Image]]]:
+    """``(image_id, decode)`` per line of an official ``image_id<TAB>base64`` file, read lazily;
+    ``decode()`` gives the RGB image (ValueError naming file and line when it does not decode)."""
     with open(path, encoding='utf-8') as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -88,13 +95,14 @@ def _read_tsv(path: str) -> Tuple[List[str], List[Image.Image]]:
             parts = line.rstrip('\n').split('\t')
             if len(parts) != 2:
                 raise ValueError(f'{path}:{lineno}: expected "image_id<TAB>base64", got {len(parts)} fields')
-            try:
-                image = Image.open(io.BytesIO(decode_base64(parts[1]))).convert('RGB')
-            except Exception as err:
-                raise ValueError(f'{path}:{lineno}: image {parts[0]!r} does not decode: {err}') from err
-            ids.append(parts[0])
-            images.append(image)
-    return ids, images
+            yield parts[0], functools.partial(_decode_tsv_image, parts[1], f'{path}:{lineno}', parts[0])
+
+
+def _decode_tsv_image(data: str, where: str, image_id: str) -> Image.Image:
+    try:
+        return Image.open(io.BytesIO(decode_base64(data))).convert('RGB')
+    except Exception as err:
+        raise ValueError(f'{where}: image {image_id!r} does not decode: {err}') from err
 
 
 def model_key(model: torch.nn.Module, backend: str) -> str:

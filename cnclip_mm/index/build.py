@@ -1,0 +1,124 @@
+"""Build or extend an index from a gallery: encode what is not indexed yet, save every few batches.
+
+Resumable by construction: ids already in the index are skipped before their images are even decoded,
+and the index is saved atomically (:meth:`VectorIndex.save`) every ``save_every`` images, so a build
+killed at any point continues where its last save left off.
+"""
+import logging
+import os.path as osp
+from typing import Any, Iterable, Optional
+
+import numpy as np
+from torch import nn
+
+from .faiss_index import EXACT_MAX, VectorIndex
+from .identity import check_identity, model_identity
+from .sources import GallerySource, feature_shards, image_items, read_feature_shard
+
+logger = logging.getLogger(__name__)
+
+
+def open_or_create(path: str, dim: int, identity: dict, exact_max: int = EXACT_MAX,
+                   nprobe: Optional[int] = None) -> VectorIndex:
+    """The index at ``path`` (refusing another model's), or a new empty one."""
+    if osp.isfile(osp.join(path, 'CURRENT')):
+        index = VectorIndex.load(path)
+        index.check_model(identity)
+        return index
+    logger.info('%s: new index, exact search up to %d vectors, approximate (IVF) beyond', path, exact_max)
+    return VectorIndex.create(path, dim, identity, exact_max=exact_max, nprobe=nprobe)
+
+
+def build_index(model: Optional[nn.Module], gallery: GallerySource, out: str, source: Optional[str] = None,
+                batch_size: int = 32, save_every: int = 1024, exact_max: int = EXACT_MAX,
+                nprobe: Optional[int] = None, delete: Iterable = (), backend: str = 'pytorch',
+                progress: bool = True, **backend_kwargs: Any) -> VectorIndex:
+    """Add a gallery's images (or feature shards) to the index at ``out``, creating it if needed.
+
+    Args:
+        model: the ``ChineseCLIP`` that encodes the images (``None``: ``gallery`` must be feature shards).
+        gallery: folder / glob / ``*_imgs.tsv`` / WebDataset ``.tar`` shards / list of images, or ``.npz``
+            feature shards from tools/analysis/extract_features.py (see :mod:`cnclip_mm.index.sources`).
+        out: the index folder.
+        source: the model's name or checkpoint path, recorded in the index.
+        batch_size: images per forward pass.
+        save_every: images between saves (what a killed build can lose).
+        exact_max: vectors up to which search stays exact (a new index only).
+        nprobe: IVF lists probed per query once approximate (default: ``nlist / 16``, at least 16).
+        delete: ids to remove first.
+        backend: ``'pytorch'`` or ``'onnxruntime'`` (as the inferencers).
+        progress: show a progress bar.
+        backend_kwargs: ``onnx_dir``, ``cpu_speed`` (see :class:`~cnclip_mm.apis.FeatureExtractor`).
+
+    Returns:
+        The saved index.
+    """
+    from tqdm import tqdm
+    shards = feature_shards(gallery)
+    if shards:
+        return _add_feature_shards(shards, out, exact_max, nprobe, delete, progress)
+    if model is None:
+        raise ValueError(f'{gallery!r} is not a set of .npz feature shards: images need a model to encode them')
+    from cnclip_mm.apis.inferencers import FeatureExtractor
+    extractor = FeatureExtractor(model, backend=backend, batch_size=batch_size, **backend_kwargs)
+    identity = model_identity(model, source)
+    index = open_or_create(out, int(model.embed_dim), identity, exact_max, nprobe)
+    removed = index.delete(delete)
+    items, count = image_items(gallery)
+    bar = tqdm(total=count if count >= 0 else None, desc='indexing', unit='img', disable=not progress)
+    pending_ids, pending = [], []
+    added = skipped = unsaved = 0
+
+    def flush():
+        nonlocal added, unsaved
+        feats = extractor.image_features([load() for load in pending], batch_size)
+        index.add(pending_ids, feats.numpy())
+        added += len(pending_ids)
+        unsaved += len(pending_ids)
+        bar.update(len(pending_ids))
+        pending_ids.clear()
+        pending.clear()
+
+    seen = set()
+    for item_id, load in items:
+        if item_id in seen:
+            raise ValueError(f'{gallery!r}: id {item_id!r} occurs twice; gallery ids must be unique')
+        seen.add(item_id)
+        if item_id in index:
+            skipped += 1
+            bar.update()
+            continue
+        pending_ids.append(item_id)
+        pending.append(load)
+        if len(pending) == batch_size:
+            flush()
+            if unsaved >= save_every:
+                index.save()
+                unsaved = 0
+    if pending:
+        flush()
+    bar.close()
+    index.save()
+    logger.info('%s: %d added, %d already indexed (skipped), %d deleted; %d vectors, %s search',
+                out, added, skipped, removed, len(index), index.kind)
+    return index
+
+
+def _add_feature_shards(shards, out, exact_max, nprobe, delete, progress) -> VectorIndex:
+    from tqdm import tqdm
+    index = None
+    removed = added = 0
+    for path in tqdm(shards, desc='feature shards', unit='shard', disable=not progress):
+        ids, feats, identity = read_feature_shard(path)
+        if index is None:
+            index = open_or_create(out, feats.shape[1], identity, exact_max, nprobe)
+            removed = index.delete(delete)
+        else:
+            check_identity(index.meta['model'], identity, f'the index {out} (adding {path})')
+        new = np.array([i not in index for i in ids], bool)
+        index.add([i for i, keep in zip(ids, new) if keep], feats[new])
+        added += int(new.sum())
+        index.save()
+    logger.info('%s: %d added from %d feature shards, %d deleted; %d vectors, %s search',
+                out, added, len(shards), removed, len(index), index.kind)
+    return index
