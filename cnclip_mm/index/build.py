@@ -36,7 +36,8 @@ def build_index(model: Optional[nn.Module], gallery: GallerySource, out: str, so
     """Add a gallery's images (or feature shards) to the index at ``out``, creating it if needed.
 
     Args:
-        model: the ``ChineseCLIP`` that encodes the images (``None``: ``gallery`` must be feature shards).
+        model: the ``ChineseCLIP`` that encodes the images (feature shards: checked against theirs;
+            ``None``: ``gallery`` must be feature shards).
         gallery: folder / glob / ``*_imgs.tsv`` / WebDataset ``.tar`` shards / list of images, or ``.npz``
             feature shards from tools/analysis/extract_features.py (see :mod:`cnclip_mm.index.sources`).
         out: the index folder.
@@ -56,7 +57,8 @@ def build_index(model: Optional[nn.Module], gallery: GallerySource, out: str, so
     from tqdm import tqdm
     shards = feature_shards(gallery)
     if shards:
-        return _add_feature_shards(shards, out, exact_max, nprobe, delete, progress)
+        identity = model_identity(model, source) if model is not None else None
+        return _add_feature_shards(shards, out, identity, exact_max, nprobe, delete, progress)
     if model is None:
         raise ValueError(f'{gallery!r} is not a set of .npz feature shards: images need a model to encode them')
     from cnclip_mm.apis.inferencers import FeatureExtractor
@@ -104,12 +106,14 @@ def build_index(model: Optional[nn.Module], gallery: GallerySource, out: str, so
     return index
 
 
-def _add_feature_shards(shards, out, exact_max, nprobe, delete, progress) -> VectorIndex:
+def _add_feature_shards(shards, out, model, exact_max, nprobe, delete, progress) -> VectorIndex:
     from tqdm import tqdm
     index = None
     removed = added = 0
     for path in tqdm(shards, desc='feature shards', unit='shard', disable=not progress):
         ids, feats, identity = read_feature_shard(path)
+        if model is not None:
+            check_identity(identity, model, f'the feature shard {path}')
         if index is None:
             index = open_or_create(out, feats.shape[1], identity, exact_max, nprobe)
             removed = index.delete(delete)
