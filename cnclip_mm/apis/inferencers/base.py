@@ -100,12 +100,17 @@ class BaseInferencer:
             (on for a CPU device), True or False.
         context_length: token ids per text for a model built here (default: its config's, 52 for released
             weights; up to the text tower's 512 positions).
+        calibration: a file from tools/analysis/calibrate.py (or a ``Calibration``) fitted for this model:
+            results then carry the match probability ``sigmoid(a * cosine + b)`` beside the raw score.
+        threshold: drop matches (classes, for zero-shot) below it, counted in ``num_dropped``; it compares the
+            calibrated probability when ``calibration`` is set, else the raw cosine (docs/calibration.md).
     """
 
     def __init__(self, model: Any, pretrained: Union[bool, str] = False, device: str = 'cpu',
                  backend: str = 'pytorch', onnx_dir: Optional[str] = None, vocab_file: Optional[str] = None,
                  batch_size: int = 32, cpu_speed: Union[str, bool] = 'auto',
-                 context_length: Optional[int] = None) -> None:
+                 context_length: Optional[int] = None, calibration: Any = None,
+                 threshold: Optional[float] = None) -> None:
         if isinstance(model, nn.Module):
             if pretrained:
                 from cnclip_mm.models.converters import load_checkpoint
@@ -118,6 +123,16 @@ class BaseInferencer:
                                    context_length=context_length)
         self.backend = build_backend(self.model, backend, onnx_dir, cpu_speed)
         self.batch_size = batch_size
+        from cnclip_mm.evaluation.calibration import load_calibration
+        self.calibration = None if calibration is None else load_calibration(calibration, self.model)
+        self.threshold = threshold
+
+    def score_filter(self, cosines: torch.Tensor):
+        """``(probabilities or None, kept or None)`` of cosines: probabilities when calibrated; ``kept`` marks
+        those at or above the threshold (on the probability when calibrated, else on the cosine), when set."""
+        probs = None if self.calibration is None else self.calibration(cosines.float())
+        kept = None if self.threshold is None else (cosines if probs is None else probs) >= self.threshold
+        return probs, kept
 
     def image_features(self, images: Sequence[ImageLike], batch_size: Optional[int] = None) -> torch.Tensor:
         """``[N, D]`` L2-normalised features of single images (see :func:`expand_images`)."""

@@ -46,15 +46,22 @@ class ZeroShotClassificationInferencer(BaseInferencer):
         self.logit_scale = float(self.model.logit_scale.detach().exp().clamp(max=100))
 
     def postprocess(self, feats: torch.Tensor, chunk: Sequence[Any], **kwargs) -> List[dict]:
-        probs = (self.logit_scale * feats @ self.class_embeddings.T).softmax(dim=-1)
+        cosines = feats @ self.class_embeddings.T
+        probs = (self.logit_scale * cosines).softmax(dim=-1)
+        match_probs, kept = self.score_filter(cosines)
         k = min(self.topk, len(self.classes))
         out = []
-        for row in probs:
+        for r, row in enumerate(probs):
             scores, labels = row.topk(k)
-            out.append(dict(pred_label=int(labels[0]), pred_score=float(scores[0]),
-                            pred_class=self.classes[int(labels[0])], pred_scores=row.numpy(),
-                            topk_labels=labels.tolist(), topk_scores=scores.tolist(),
-                            topk_classes=[self.classes[i] for i in labels.tolist()]))
+            res = dict(pred_label=int(labels[0]), pred_score=float(scores[0]),
+                       pred_class=self.classes[int(labels[0])], pred_scores=row.numpy(),
+                       topk_labels=labels.tolist(), topk_scores=scores.tolist(),
+                       topk_classes=[self.classes[i] for i in labels.tolist()])
+            if match_probs is not None or kept is not None:
+                res['topk_cosines'] = cosines[r, labels].tolist()
+            if match_probs is not None:  # each class's own match probability, not a share of 1
+                res.update(topk_probs=match_probs[r, labels].tolist(), pred_prob=float(match_probs[r, labels[0]]))
+            out.append(res if kept is None else _drop_classes(res, kept[r, labels].tolist()))
         return out
 
     def visualize(self, items, results, show_dir):
@@ -100,7 +107,7 @@ class TextToImageRetrievalInferencer(BaseInferencer):
         return self.backend.text_feats(text_ids)
 
     def postprocess(self, feats: torch.Tensor, chunk: Sequence[str], **kwargs) -> List[dict]:
-        return _matches(feats @ self.gallery_feats.T, chunk, 'text', self.gallery.ids, self.topk)
+        return _matches(feats @ self.gallery_feats.T, chunk, 'text', self.gallery.ids, self.topk, self.score_filter)
 
     def visualize(self, items, results, show_dir):
         """One picture per query with its ranked images, ids and scores (no hit / miss: which images are
@@ -137,7 +144,8 @@ class ImageToTextRetrievalInferencer(BaseInferencer):
         self.text_feats = self.text_features(self.texts)
 
     def postprocess(self, feats: torch.Tensor, chunk: Sequence[Any], **kwargs) -> List[dict]:
-        results = _matches(feats @ self.text_feats.T, chunk, 'image', list(range(len(self.texts))), self.topk)
+        results = _matches(feats @ self.text_feats.T, chunk, 'image', list(range(len(self.texts))), self.topk,
+                           self.score_filter)
         for res in results:
             for match in res['matches']:
                 match['text'] = self.texts[match['index']]
@@ -162,11 +170,30 @@ class FeatureExtractor(BaseInferencer):
 
 
 def _matches(similarity: torch.Tensor, queries: Sequence[Any], key: str, ids: Sequence[Any],
-             topk: int) -> List[dict]:
+             topk: int, score_filter=None) -> List[dict]:
     k = min(topk, similarity.shape[1])
     scores, indices = similarity.topk(k, dim=1)
+    probs, kept = score_filter(scores) if score_filter is not None else (None, None)
     out = []
-    for query, row_s, row_i in zip(queries, scores.tolist(), indices.tolist()):
+    for r, (query, row_s, row_i) in enumerate(zip(queries, scores.tolist(), indices.tolist())):
         matches = [dict(index=i, id=ids[i], score=s) for s, i in zip(row_s, row_i)]
-        out.append({key: query if isinstance(query, str) else item_name(query, len(out)), 'matches': matches})
+        if probs is not None:
+            for match, prob in zip(matches, probs[r].tolist()):
+                match['prob'] = prob
+        res = {key: query if isinstance(query, str) else item_name(query, len(out)), 'matches': matches}
+        if kept is not None:
+            res['matches'] = [m for m, keep in zip(matches, kept[r].tolist()) if keep]
+            res['num_dropped'] = len(matches) - len(res['matches'])
+        out.append(res)
     return out
+
+
+def _drop_classes(res: dict, keep: List[bool]) -> dict:
+    """Zero-shot result without the top-k classes below the threshold; none left: ``pred_class`` None."""
+    for name in ('topk_labels', 'topk_scores', 'topk_classes', 'topk_cosines', 'topk_probs'):
+        if name in res:
+            res[name] = [v for v, k in zip(res[name], keep) if k]
+    res['num_dropped'] = len(keep) - sum(keep)
+    if not keep[0]:
+        res.update(pred_label=-1, pred_class=None)
+    return res
