@@ -1,5 +1,6 @@
-"""The aware ContrastiveLoss (global and local) and DistillationLoss under 2-process gloo DDP equal one
-process on the global batch, loss and gradients to 1e-6 (one spawn for all: process start-up dominates)."""
+"""The aware ContrastiveLoss (global and local), DistillationLoss and SigLipLoss (ring and all-gather exchange)
+under 2-process gloo DDP equal one process on the global batch, loss and gradients to 1e-6 (one spawn for all:
+process start-up dominates)."""
 import os
 import tempfile
 
@@ -12,10 +13,11 @@ from torch import nn
 
 from cnclip_mm.models.losses import ContrastiveLoss, DistillationLoss, total_loss
 from tests.test_losses.test_contrastive import _free_port, _Towers
+from tests.test_losses.test_siglip import SigLipModel
 
 # Keys of 8 samples; duplicates across the two ranks' halves: sample 1 = 6 (image), 2 = 5 (text).
 KEYS = torch.tensor([[1, 100], [2, 101], [3, 102], [4, 103], [5, 102], [6, 104], [2, 105], [7, 106]])
-CASES = ('aware', 'aware_local', 'distill')
+CASES = ('aware', 'aware_local', 'distill', 'siglip_ring', 'siglip_all_gather')
 
 
 def _data():
@@ -27,7 +29,13 @@ def _data():
     return x, t, t_img, t_txt, KEYS
 
 
+def _build(case):
+    return SigLipModel(case[len('siglip_'):]) if case.startswith('siglip') else _Towers()
+
+
 def _loss(case, model, x, t, t_img, t_txt, keys):
+    if case.startswith('siglip'):
+        return model(x, t)  # the loss, with its learned bias, is part of the model
     img, txt = model(x, t)
     logit_scale = (model.module if hasattr(model, 'module') else model).logit_scale
     if case == 'distill':
@@ -44,7 +52,7 @@ def _worker(rank, world, port, out_dir):
     dist.init_process_group('gloo', rank=rank, world_size=world)
     part = slice(rank * 4, (rank + 1) * 4)
     for case in CASES:
-        model = nn.parallel.DistributedDataParallel(_Towers())
+        model = nn.parallel.DistributedDataParallel(_build(case))
         loss = _loss(case, model, *(v[part] for v in _data()))
         loss.backward()
         mean_loss = loss.detach().clone()
@@ -58,11 +66,12 @@ def _worker(rank, world, port, out_dir):
 def test_two_process_gloo_equals_one_process():
     refs = {}
     for case in CASES:
-        model = _Towers()
+        model = _build(case)
         loss = _loss(case, model, *_data())
         loss.backward()
         refs[case] = (loss.item(), {k: p.grad for k, p in model.named_parameters()})
     assert abs(refs['distill'][0] - refs['aware'][0]) > 1e-3  # the distillation terms count
+    assert abs(refs['siglip_ring'][1]['loss.logit_bias']) > 1e-3  # the SigLIP bias is learned
     with tempfile.TemporaryDirectory() as out:
         mp.spawn(_worker, args=(2, _free_port(), out), nprocs=2, join=True)
         for case in CASES:
