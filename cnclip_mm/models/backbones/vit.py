@@ -118,6 +118,9 @@ class CLIPVisionTransformer(LockableTower, BaseModule):
             with their position embedding resized.
         output_dim: width of the projected feature; defaults to the preset's embed dim.
         grad_checkpointing: recompute each block in backward to save memory.
+        mask_ratio: FLIP patch masking (Li et al. 2023): in training mode, the share of patch tokens
+            dropped per image after the positional embeddings are added (0.5 keeps a random half; the
+            class token is always kept). Evaluation always sees every token. 0 (default): off.
     """
 
     arch_zoo = {
@@ -129,7 +132,7 @@ class CLIPVisionTransformer(LockableTower, BaseModule):
 
     def __init__(self, arch: Union[str, dict] = 'b-16', img_size: Optional[int] = None,
                  output_dim: Optional[int] = None, grad_checkpointing: bool = False,
-                 init_cfg: Optional[dict] = None):
+                 mask_ratio: float = 0.0, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         cfg = resolve_arch(self.arch_zoo, arch, ('width', 'layers', 'heads', 'patch_size'))
         self.width, self.layers, self.heads = cfg['width'], cfg['layers'], cfg['heads']
@@ -150,6 +153,7 @@ class CLIPVisionTransformer(LockableTower, BaseModule):
         self.proj = nn.Parameter(scale * torch.randn(self.width, self.output_dim))
         self._init_blocks()
         self.set_grad_checkpointing(grad_checkpointing)
+        self.set_mask_ratio(mask_ratio)
 
     def _init_blocks(self) -> None:
         # OpenAI CLIP's initialisation, so a tower trained from scratch starts where theirs did.
@@ -170,6 +174,29 @@ class CLIPVisionTransformer(LockableTower, BaseModule):
     def grad_checkpointing(self) -> bool:
         return self.transformer.grad_checkpointing
 
+    def set_mask_ratio(self, ratio: float) -> None:
+        """Share of patch tokens dropped in training (FLIP); 0 turns masking off."""
+        if not 0.0 <= ratio < 1.0:
+            raise ValueError(f'CLIPVisionTransformer: mask_ratio must be in [0, 1), got {ratio}')
+        self.mask_ratio = float(ratio)
+
+    def kept_patches(self, num_patches: int) -> int:
+        """How many of ``num_patches`` patch tokens a masked training forward keeps (at least one)."""
+        return max(1, round(num_patches * (1.0 - self.mask_ratio)))
+
+    def mask_patches(self, x: torch.Tensor) -> torch.Tensor:
+        """Keep the class token and a random subset of the patch tokens of each image of ``x`` ``[N, L, C]``.
+
+        The kept count comes from the shape alone, and the subset from ranking uniform noise drawn
+        on the device's default generator (the one dropout uses: seeded by the run, saved by
+        ``RNGStateHook``, replayed by the feature cache), so nothing is read back to the host.
+        """
+        patches = x[:, 1:]
+        keep = self.kept_patches(patches.shape[1])
+        noise = torch.rand(patches.shape[:2], device=x.device)
+        index = noise.topk(keep, dim=1).indices.unsqueeze(-1).expand(-1, -1, patches.shape[2])
+        return torch.cat([x[:, :1], patches.gather(1, index)], dim=1)
+
     def lock_groups(self) -> list:
         stem = [self.conv1, self.class_embedding, self.positional_embedding, self.ln_pre]
         return [stem, *[[block] for block in self.transformer.resblocks], [self.ln_post, self.proj]]
@@ -182,7 +209,10 @@ class CLIPVisionTransformer(LockableTower, BaseModule):
         # An exported graph has the fixed image size of its meta.json: tracing never takes the resize.
         if not torch.jit.is_tracing() and pos.shape[0] != x.shape[1]:
             pos = resize_pos_embed(pos, x.shape[1])
-        x = self.ln_pre(x + pos.to(x.dtype))
+        x = x + pos.to(x.dtype)
+        if self.training and self.mask_ratio > 0:
+            x = self.mask_patches(x)  # per-token LayerNorm after it: the same rows, fewer of them
+        x = self.ln_pre(x)
         # Only the class token is read out: the last block skips every other token's query and MLP.
         x = self.transformer(x, queries=1)
         return self.ln_post(x[:, 0]) @ self.proj
