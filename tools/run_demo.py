@@ -35,19 +35,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def _relocate(node, old: str, new: str):
-    """Replace the ``data/demo`` prefix of every path string in a config tree."""
+    """Replace the ``old`` folder prefix of every path string in a config tree (paths compared normalised:
+    the demo configs anchor theirs at the config file, ``.../configs/_base_/datasets/../../../data/demo``)."""
     if isinstance(node, dict):
         return {k: _relocate(v, old, new) for k, v in node.items()}
     if isinstance(node, (list, tuple)):
         return type(node)(_relocate(v, old, new) for v in node)
-    if isinstance(node, str) and node.startswith(old):
-        return new + node[len(old):]
+    if isinstance(node, str) and (osp.normpath(node) + osp.sep).startswith(old + osp.sep):
+        return new + osp.normpath(node)[len(old):]
     return node
 
 
 def stage_config(name: str, args: argparse.Namespace, epochs: Optional[int]) -> Config:
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', f'{name}.py'))
-    cfg = Config(_relocate(cfg.to_dict(), 'data/demo', args.data_root))
+    cfg = Config(_relocate(cfg.to_dict(), osp.join(REPO, 'data', 'demo'), osp.abspath(args.data_root)))
     cfg.work_dir = osp.join(args.work_dir, name)
     if epochs:
         cfg.train_cfg.max_epochs = epochs

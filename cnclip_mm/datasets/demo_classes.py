@@ -10,7 +10,16 @@ import random
 
 from cnclip_mm.registry import DATASETS
 
-from .demo import BACKGROUNDS, POSITIONS, SIZES, _write, demo_vocab, is_complete, render_shape
+from .demo import (
+    BACKGROUNDS,
+    POSITIONS,
+    SIZES,
+    _write,
+    demo_vocab,
+    is_complete,
+    render_shape,
+    require_generated,
+)
 from .image_folder import ImageFolderZeroShotDataset
 
 DEMO_CLASSES_VERSION = '1'
@@ -54,8 +63,10 @@ def ensure_demo_classes(root: str = 'data/demo_classes') -> str:
 
 @DATASETS.register_module()
 class DemoClassesDataset(ImageFolderZeroShotDataset):
-    """:class:`ImageFolderZeroShotDataset` over the demo classes, generated on first use."""
+    """:class:`ImageFolderZeroShotDataset` over the demo classes; ``generate_if_missing`` as for
+    :class:`~.demo.DemoImageTextDataset` (the default size is generated)."""
 
-    def __init__(self, data_root: str = 'data/demo_classes', **kwargs):
-        ensure_demo_classes(data_root)
+    def __init__(self, data_root: str = 'data/demo_classes', generate_if_missing: bool = False, **kwargs):
+        data_root = require_generated(data_root, DEMO_CLASSES_VERSION, generate_if_missing, make_demo_classes,
+                                      'DemoClassesDataset')
         super().__init__(data_root=data_root, **kwargs)

@@ -22,6 +22,8 @@ DATA_HINTS = {
                            'tools/data/ converts them',
     'ImageTextLMDBDataset': 'build it from the official TSV/jsonl files: python tools/data/build_lmdb.py '
                             '--data-dir {root} --splits SPLIT (or use type=ImageTextTSVDataset on the TSVs)',
+    'DemoImageTextDataset': 'generate it there: python tools/data/make_demo_data.py --root {root} (or set '
+                            'generate_if_missing=True in the dataset config, as configs/demo/ do)',
     'ImageTextJsonlDataset': 'a captions jsonl plus an image folder (docs/data.md, "Your own data")',
 }
 INIT_HINTS = {
@@ -115,8 +117,8 @@ def expected_paths(ds: dict) -> List[str]:
         return [osp.join(folder, split or 'test'), osp.join(folder, 'meta')]
     if kind == 'ImageFolderZeroShotDataset':
         return [osp.join(root, ds.get('split', 'test')), osp.join(root, ds.get('label_file', 'label_cn.txt'))]
-    if kind == 'DemoImageTextDataset':
-        return []  # generated on first use
+    if kind in ('DemoImageTextDataset', 'DemoClassesDataset'):
+        return [] if ds.get('generate_if_missing') else [osp.join(root, '.complete')]  # else generated
     return [root] if root else []
 
 
@@ -198,7 +200,8 @@ def _generated_roots(cfg) -> List[str]:
         loader = cfg.get(key)
         if isinstance(loader, MutableMapping):
             roots += [osp.abspath(ds.get('data_root', '')) for ds in _datasets(loader.get('dataset'))
-                      if ds.get('type') == 'DemoImageTextDataset']
+                      if ds.get('type') in ('DemoImageTextDataset', 'DemoClassesDataset')
+                      and ds.get('generate_if_missing')]
     return roots
 
 

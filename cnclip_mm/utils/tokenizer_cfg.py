@@ -14,8 +14,8 @@ def share_tokenizer(cfg: MutableMapping) -> MutableMapping:
     """Fill the model's and each pipeline's missing tokenizer from ``cfg['tokenizer']`` (in place).
 
     An explicit tokenizer (with ``type``) in the model or in a ``TokenizeText`` step wins; a partial one
-    (e.g. only ``context_length``) is laid over the shared one. A relative ``vocab_file`` that exists here (or
-    names a ``.txt`` file, e.g. one the demo generates later) is made absolute, so the config stored in
+    (e.g. only ``context_length``) is laid over the shared one. A ``vocab_file`` that exists (or names a ``.txt``
+    file, e.g. one the demo generates later) is made absolute and normalised, so the config stored in
     checkpoints works from any directory; hub names stay as they are.
 
     Args:
@@ -29,8 +29,8 @@ def share_tokenizer(cfg: MutableMapping) -> MutableMapping:
         return cfg
     shared.setdefault('type', 'ChineseTokenizer')
     vocab = shared.get('vocab_file')
-    if isinstance(vocab, str) and not osp.isabs(vocab) and (osp.exists(vocab) or vocab.endswith('.txt')):
-        shared['vocab_file'] = osp.abspath(vocab)
+    if isinstance(vocab, str) and (osp.exists(vocab) or vocab.endswith('.txt')):
+        shared['vocab_file'] = osp.abspath(vocab)  # also normalised: '{{ fileDirname }}/../..' paths
     model = cfg.get('model')
     if isinstance(model, MutableMapping):
         model['tokenizer'] = _merged(shared, model.get('tokenizer'))

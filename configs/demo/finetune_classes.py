@@ -8,7 +8,7 @@ _base_ = [
     '../_base_/schedules/finetune_adamw_cosine.py',
     '../_base_/default_runtime.py',
 ]
-data_root = 'data/demo_classes'
+data_root = '{{ fileDirname }}/../../data/demo_classes'  # anchored here: the same set from any folder
 img_size = 64
 tokenizer = dict(vocab_file=f'{data_root}/vocab.txt', context_length=32)  # the demo vocab + class-name chars
 model = dict(
@@ -26,12 +26,13 @@ train_dataloader = dict(
     batch_size=64, num_workers=0, persistent_workers=False, drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='ClassCaptionDataset', templates=f'{data_root}/templates.txt', pipeline=train_pipeline,
-                 dataset=dict(type='DemoClassesDataset', data_root=data_root, split='train')))
+                 dataset=dict(type='DemoClassesDataset', data_root=data_root, generate_if_missing=True,
+                              split='train')))
 val_dataloader = dict(
     batch_size=128, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='DemoClassesDataset', data_root=data_root, split='test', test_mode=True,
-                 pipeline=test_pipeline))
+    dataset=dict(type='DemoClassesDataset', data_root=data_root, generate_if_missing=True, split='test',
+                 test_mode=True, pipeline=test_pipeline))
 val_evaluator = dict(type='ZeroShotAccuracy')
 val_cfg = dict(type='ValLoop')
 test_dataloader = val_dataloader

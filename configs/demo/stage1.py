@@ -7,7 +7,7 @@ _base_ = [
     '../_base_/schedules/pretrain_adamw_cosine.py',
     '../_base_/default_runtime.py',
 ]
-tokenizer = dict(vocab_file='data/demo/vocab.txt', context_length=32)
+tokenizer = dict(vocab_file='{{ fileDirname }}/../../data/demo/vocab.txt', context_length=32)  # the demo set's
 model = dict(text_encoder=dict(vocab_size=256),  # the demo's char vocab has < 256 entries
              image_encoder=dict(arch=dict(patch_size=16)))
 max_epochs = 8

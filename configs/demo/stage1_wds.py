@@ -6,7 +6,7 @@ max_iters = 240  # 8 epochs of 30 batches (2 workers x 15 full batches of 64)
 train_dataloader = dict(
     _delete_=True, batch_size=64, num_workers=2, persistent_workers=True, drop_last=True, sampler=None,
     collate_fn={{_base_.clip_collate}},
-    dataset=dict(type='WebDatasetImageText', shards='data/demo/shards/{00000..00007}.tar',
+    dataset=dict(type='WebDatasetImageText', shards='{{ fileDirname }}/../../data/demo/shards/{00000..00007}.tar',
                  shuffle_buffer=500, pipeline={{_base_.train_pipeline}}))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=30),

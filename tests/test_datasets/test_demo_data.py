@@ -1,6 +1,8 @@
-"""The synthetic demo set: deterministic, learnable captions, its own vocab, generated on first use."""
+"""The synthetic demo set: deterministic, learnable captions, its own vocab, generated when asked (generate_if_missing)."""
 import hashlib
 import json
+
+import pytest
 
 from cnclip_mm.datasets.demo import COLORS, SHAPES, demo_vocab, ensure_demo_data, make_demo_data
 from cnclip_mm.registry import DATASETS, MODELS
@@ -44,8 +46,11 @@ def test_vocab_and_captions(tmp_path, monkeypatch):
 def test_demo_dataset_generates_once(tmp_path, vocab_file):
     root = tmp_path / 'demo'
     pipe = [dict(type='LoadImage'), dict(type='PackCLIPInputs')]
-    ds = DATASETS.build(dict(type='DemoImageTextDataset', data_root=str(root), split='test', test_mode=True,
-                             pipeline=pipe))
+    with pytest.raises(FileNotFoundError, match=f'{root}.*generate_if_missing=True'):  # a typo stays an error
+        DATASETS.build(dict(type='DemoImageTextDataset', data_root=str(root), split='test', pipeline=pipe))
+    assert not root.exists()
+    ds = DATASETS.build(dict(type='DemoImageTextDataset', data_root=str(root), generate_if_missing=True,
+                             split='test', test_mode=True, pipeline=pipe))
     assert len(ds) == 500 and ds[0]['inputs'].shape == (3, 64, 64)
     stamp = (root / 'train_imgs.tsv').stat().st_mtime_ns
     assert ensure_demo_data(str(root)) == str(root)

@@ -1,6 +1,7 @@
-# The synthetic demo set (data/demo/, generated on first use): 64x64 shapes with Chinese
-# captions, its own char-level vocab (data/demo/vocab.txt, set as the top-level tokenizer by configs/demo/), context 32.
-data_root = 'data/demo'
+# The synthetic demo set (data/demo/ of the repository, generated on first use: generate_if_missing): 64x64
+# shapes with Chinese captions, its own char-level vocab (data/demo/vocab.txt, set as the top-level tokenizer by
+# configs/demo/), context 32. The path is anchored at this file, so runs from any folder share one set.
+data_root = '{{ fileDirname }}/../../../data/demo'
 img_size = 64
 # Training: decode + official random-resized crop in one step; JPEGs are decoded at the reduced DCT scale the
 # crop allows and area-resized (about one level of 255 from the exact pixels; draft=False for those; docs/data.md).
@@ -22,17 +23,17 @@ clip_collate = dict(type='cnclip_mm.clip_collate')  # a batch leaves a worker as
 train_dataloader = dict(
     batch_size=64, num_workers=2, persistent_workers=True, drop_last=True, collate_fn=clip_collate,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='DemoImageTextDataset', data_root=data_root, split='train',
+    dataset=dict(type='DemoImageTextDataset', data_root=data_root, generate_if_missing=True, split='train',
                  pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=128, num_workers=2, persistent_workers=True, collate_fn=clip_collate,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='DemoImageTextDataset', data_root=data_root, split='valid', test_mode=True,
-                 pipeline=test_pipeline))
+    dataset=dict(type='DemoImageTextDataset', data_root=data_root, generate_if_missing=True, split='valid',
+                 test_mode=True, pipeline=test_pipeline))
 val_evaluator = dict(type='RetrievalRecall')
 test_dataloader = dict(
     batch_size=128, num_workers=2, persistent_workers=True, collate_fn=clip_collate,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='DemoImageTextDataset', data_root=data_root, split='test', test_mode=True,
-                 pipeline=test_pipeline))
+    dataset=dict(type='DemoImageTextDataset', data_root=data_root, generate_if_missing=True, split='test',
+                 test_mode=True, pipeline=test_pipeline))
 test_evaluator = val_evaluator
