@@ -8,7 +8,7 @@ import torch
 from cnclip_mm.evaluation.templates import load_templates
 
 from .base import BaseInferencer, display_image, item_name
-from .gallery import Gallery, model_key
+from .gallery_search import GallerySearch
 
 
 class ZeroShotClassificationInferencer(BaseInferencer):
@@ -77,25 +77,27 @@ class ZeroShotClassificationInferencer(BaseInferencer):
 class TextToImageRetrievalInferencer(BaseInferencer):
     """Search a gallery of images with Chinese text queries.
 
-    Gallery features are computed once and cached in ``cache_file`` (default: under
-    ``$CNCLIP_HOME/gallery``, named by a fingerprint of model and gallery); a changed gallery is re-encoded.
+    With ``index`` (tools/index/build_index.py, made by this model) the index is searched; otherwise the
+    gallery's features are computed once and cached in ``cache_file`` (default: under
+    ``$CNCLIP_HOME/gallery``, named by a fingerprint of model and gallery; a changed gallery is re-encoded)
+    and searched by brute force (see :class:`GallerySearch`).
 
     Args:
-        gallery: a folder, an official ``*_imgs.tsv``, a glob or a list of images (see :class:`Gallery`).
+        gallery: a folder, an official ``*_imgs.tsv``, a glob or a list of images (see :class:`Gallery`); with
+            an index only needed for pictures (``show_dir``).
+        index: an index folder or an open :class:`cnclip_mm.index.VectorIndex`.
         topk: matches per query.
         cache_file: where to keep the gallery features.
         Others: see :class:`BaseInferencer`.
     """
 
     def __init__(self, model: Any, pretrained: Union[bool, str] = False, gallery: Any = None, topk: int = 5,
-                 cache_file: Optional[str] = None, **kwargs) -> None:
+                 cache_file: Optional[str] = None, index: Any = None, **kwargs) -> None:
         super().__init__(model, pretrained=pretrained, **kwargs)
-        if gallery is None:
-            raise ValueError('TextToImageRetrievalInferencer needs a gallery (folder, TSV or list of images)')
-        self.gallery = Gallery(gallery)
+        self.search = GallerySearch(self.image_features, self.model, self.backend.name, gallery, index, cache_file)
+        self.gallery, self.gallery_feats, self.gallery_from_cache = (self.search.gallery, self.search.feats,
+                                                                     self.search.from_cache)
         self.topk = topk
-        self.gallery_feats, self.gallery_from_cache = self.gallery.features(
-            self.image_features, model_key(self.model, self.backend.name), cache_file)
 
     def preprocess_inputs(self, inputs: Union[str, Sequence[str]]) -> List[str]:
         return [inputs] if isinstance(inputs, str) else list(inputs)
@@ -107,19 +109,44 @@ class TextToImageRetrievalInferencer(BaseInferencer):
         return self.backend.text_feats(text_ids)
 
     def postprocess(self, feats: torch.Tensor, chunk: Sequence[str], **kwargs) -> List[dict]:
-        return _matches(feats @ self.gallery_feats.T, chunk, 'text', self.gallery.ids, self.topk, self.score_filter)
+        return _ranked_matches(*self.search.topk(feats, self.topk), chunk, 'text', self.score_filter)
 
     def visualize(self, items, results, show_dir):
         """One picture per query with its ranked images, ids and scores (no hit / miss: which images are
         right is not known), numbered on from the pictures already in ``show_dir``."""
         from cnclip_mm.visualization import numbered_paths, render_retrieval_example
+        if self.gallery is None:
+            raise ValueError('show_dir needs the images: pass gallery= beside index=')
         written = []
         for res, path in zip(results, numbered_paths(show_dir, ['query'] * len(results))):
-            images = [display_image(self.gallery.items[m['index']]) for m in res['matches']]
+            images = [display_image(self.search.item(m)) for m in res['matches']]
             written.append(render_retrieval_example(
                 res['text'], images, None, path, scores=[m['score'] for m in res['matches']],
                 labels=[m['id'] for m in res['matches']]))
         return written
+
+
+class ImageToImageRetrievalInferencer(BaseInferencer):
+    """Find the gallery images most similar to query images (cosine of image features), from an index or
+    by brute force over a gallery (see :class:`TextToImageRetrievalInferencer` for ``gallery`` / ``index`` /
+    ``cache_file``). ``threshold`` compares the raw cosine; ``calibration`` (fitted on text-image pairs, whose
+    cosines have another scale) is refused.
+
+    ``ImageToImageRetrievalInferencer(NAME, pretrained=True, index='photos.index')('query.jpg')[0]['matches']``
+    """
+
+    def __init__(self, model: Any, pretrained: Union[bool, str] = False, gallery: Any = None, topk: int = 5,
+                 cache_file: Optional[str] = None, index: Any = None, **kwargs) -> None:
+        super().__init__(model, pretrained=pretrained, **kwargs)
+        if self.calibration is not None:
+            raise ValueError('calibration is fitted on text-image cosines; image-image search takes a raw '
+                             'cosine threshold only')
+        self.search = GallerySearch(self.image_features, self.model, self.backend.name, gallery, index, cache_file)
+        self.gallery = self.search.gallery
+        self.topk = topk
+
+    def postprocess(self, feats: torch.Tensor, chunk: Sequence[Any], **kwargs) -> List[dict]:
+        return _ranked_matches(*self.search.topk(feats, self.topk), chunk, 'image', self.score_filter)
 
 
 class ImageToTextRetrievalInferencer(BaseInferencer):
@@ -171,12 +198,18 @@ class FeatureExtractor(BaseInferencer):
 
 def _matches(similarity: torch.Tensor, queries: Sequence[Any], key: str, ids: Sequence[Any],
              topk: int, score_filter=None) -> List[dict]:
-    k = min(topk, similarity.shape[1])
-    scores, indices = similarity.topk(k, dim=1)
+    scores, indices = similarity.topk(min(topk, similarity.shape[1]), dim=1)
+    rows = indices.tolist()
+    return _ranked_matches(scores, [[ids[i] for i in row] for row in rows], rows, queries, key, score_filter)
+
+
+def _ranked_matches(scores: torch.Tensor, ids: List[list], indices: List[list], queries: Sequence[Any], key: str,
+                    score_filter=None) -> List[dict]:
+    """One result per query: ``scores`` ``[Q, k]`` best first, with the matches' ids and gallery positions."""
     probs, kept = score_filter(scores) if score_filter is not None else (None, None)
     out = []
-    for r, (query, row_s, row_i) in enumerate(zip(queries, scores.tolist(), indices.tolist())):
-        matches = [dict(index=i, id=ids[i], score=s) for s, i in zip(row_s, row_i)]
+    for r, (query, row_s, row_ids, row_i) in enumerate(zip(queries, scores.tolist(), ids, indices)):
+        matches = [dict(index=i, id=n, score=s) for s, n, i in zip(row_s, row_ids, row_i)]
         if probs is not None:
             for match, prob in zip(matches, probs[r].tolist()):
                 match['prob'] = prob
