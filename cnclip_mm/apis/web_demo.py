@@ -1,5 +1,6 @@
-"""A Gradio app: zero-shot classification of an uploaded image on typed classes, and Chinese text->image
-search over a gallery with thumbnails and scores (extra ``[demo]``). Started by tools/demo/app.py."""
+"""A Gradio app: zero-shot classification of an uploaded image on typed classes, and Chinese text->image and
+image->image search over a gallery or a vector index with thumbnails and scores (extra ``[demo]``). Started by
+tools/demo/app.py."""
 import logging
 import os
 import re
@@ -7,7 +8,11 @@ from typing import List, Optional
 
 from torch import nn
 
-from .inferencers import TextToImageRetrievalInferencer, ZeroShotClassificationInferencer
+from .inferencers import (
+    ImageToImageRetrievalInferencer,
+    TextToImageRetrievalInferencer,
+    ZeroShotClassificationInferencer,
+)
 
 CLASS_SEPARATORS = r'[,，、;；\n]+'
 
@@ -21,12 +26,16 @@ def parse_classes(text: str) -> List[str]:
 
 
 def build_demo(model: nn.Module, gallery: Optional[str] = None, templates: Optional[str] = None,
-               topk: int = 8, cache_file: Optional[str] = None):
-    """The ``gradio.Blocks`` app; endpoints ``/classify`` (image, classes) and ``/search`` (query, k).
+               topk: int = 8, cache_file: Optional[str] = None, index: Optional[str] = None):
+    """The ``gradio.Blocks`` app; endpoints ``/classify`` (image, classes), ``/search`` (query, k) and
+    ``/search_image`` (image, k).
 
     Args:
         model: a built ``ChineseCLIP`` (eval mode).
-        gallery: images to search (folder / TSV / glob); without it only classification is offered.
+        gallery: images to search (folder / TSV / glob), or the thumbnails of ``index``'s matches; without
+            either only classification is offered.
+        index: a vector index made by this model (tools/index/build_index.py) to search instead of brute
+            force over ``gallery``.
         templates: zero-shot prompt templates (default: the built-in Chinese ImageNet set).
         topk: default number of search results.
         cache_file: where the gallery features are cached (default: under ``$CNCLIP_HOME``).
@@ -34,8 +43,11 @@ def build_demo(model: nn.Module, gallery: Optional[str] = None, templates: Optio
     os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
     import gradio as gr
 
-    search = TextToImageRetrievalInferencer(model, gallery=gallery, topk=topk, cache_file=cache_file) \
-        if gallery else None
+    search = similar = None
+    if gallery or index:
+        search = TextToImageRetrievalInferencer(model, gallery=gallery, index=index, topk=topk, cache_file=cache_file)
+        similar = ImageToImageRetrievalInferencer(model, gallery=gallery, index=search.search.index, topk=topk,
+                                                  cache_file=cache_file)
 
     def classify(image, classes_text: str, k: float = 5):
         if image is None:
@@ -54,10 +66,13 @@ def build_demo(model: nn.Module, gallery: Optional[str] = None, templates: Optio
         if not (query or '').strip():
             raise gr.Error('type a Chinese query, e.g. 海边的日落')
         search.topk = int(k)
-        matches = search(query.strip())[0]['matches']
-        thumbs = [(_thumbnail_source(search.gallery.items[m['index']]), f'{m["id"]}  {m["score"]:.4f}')
-                  for m in matches]
-        return thumbs, [[str(m['id']), round(m['score'], 6)] for m in matches]
+        return _shown(search, search(query.strip())[0]['matches'])
+
+    def run_image_search(image, k: float = topk):
+        if image is None:
+            raise gr.Error('upload an image first')
+        similar.topk = int(k)
+        return _shown(similar, similar(image)[0]['matches'])
 
     with gr.Blocks(title='Chinese CLIP') as demo:
         gr.Markdown('# Chinese CLIP: zero-shot classification and text-to-image search')
@@ -74,13 +89,28 @@ def build_demo(model: nn.Module, gallery: Optional[str] = None, templates: Optio
         if search is not None:
             with gr.Tab('Text-to-image search'):
                 query = gr.Textbox(label='query (Chinese)', value='海边的日落')
-                k_search = gr.Slider(1, min(50, len(search.gallery)), value=min(topk, len(search.gallery)),
-                                     step=1, label='results')
+                size = len(search.search)
+                k_search = gr.Slider(1, min(50, size), value=min(topk, size), step=1, label='results')
                 go = gr.Button('search')
-                thumbs = gr.Gallery(label=f'gallery of {len(search.gallery)} images', columns=4)
+                thumbs = gr.Gallery(label=f'gallery of {size} images', columns=4)
                 hits = gr.Dataframe(headers=['image', 'similarity'], label='scores')
                 go.click(run_search, [query, k_search], [thumbs, hits], api_name='search')
+            with gr.Tab('Image-to-image search'):
+                query_image = gr.Image(type='pil', label='query image')
+                k_similar = gr.Slider(1, min(50, size), value=min(topk, size), step=1, label='results')
+                go_similar = gr.Button('find similar images')
+                similar_thumbs = gr.Gallery(label=f'gallery of {size} images', columns=4)
+                similar_hits = gr.Dataframe(headers=['image', 'similarity'], label='scores')
+                go_similar.click(run_image_search, [query_image, k_similar], [similar_thumbs, similar_hits],
+                                 api_name='search_image')
     return demo
+
+
+def _shown(inferencer, matches):
+    """Thumbnails (when the gallery is known) and the id / similarity table of matches."""
+    thumbs = [(_thumbnail_source(inferencer.search.item(m)), f'{m["id"]}  {m["score"]:.4f}') for m in matches
+              if m.get('index') is not None]
+    return thumbs, [[str(m['id']), round(m['score'], 6)] for m in matches]
 
 
 def _thumbnail_source(item):

@@ -1,7 +1,8 @@
-"""Web demo (Gradio, extra ``[demo]``): zero-shot classification and Chinese text->image search.
+"""Web demo (Gradio, extra ``[demo]``): zero-shot classification, Chinese text->image and image->image search.
 
     python tools/demo/app.py cn-clip_vit-b-16 --gallery data/my_photos          # a model name: downloaded once
     python tools/demo/app.py clip_cn_vit-b-16.pt --gallery data/my_photos --port 7860
+    python tools/demo/app.py clip_cn_vit-b-16.pt --index photos.index --gallery data/my_photos   # an index
 
 Serves on 127.0.0.1 by default (--host 0.0.0.0 to expose it).
 """
@@ -18,7 +19,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('model', help='model name (cnclip_mm.apis.list_models), checkpoint path or URL')
     parser.add_argument('--config', help='model config (default: the named model\'s, or inferred from the '
                         'checkpoint)')
-    parser.add_argument('--gallery', help='folder / *_imgs.tsv / glob of images to search')
+    parser.add_argument('--gallery', help='folder / *_imgs.tsv / glob of images to search (with --index: '
+                        'the thumbnails of its matches)')
+    parser.add_argument('--index', help='vector index made by this model (tools/index/build_index.py) to search')
     parser.add_argument('--templates', help='zero-shot templates: imagenet, cifar100 or a file')
     parser.add_argument('--vocab-file', help='tokenizer vocabulary override')
     parser.add_argument('--device', default='cpu')
@@ -39,7 +42,7 @@ def build(args: argparse.Namespace):
     else:
         model = init_model(args.config, resolve_weights(args.model), device=args.device,
                            vocab_file=args.vocab_file)
-    return build_demo(model, gallery=args.gallery, templates=args.templates)
+    return build_demo(model, gallery=args.gallery, templates=args.templates, index=args.index)
 
 
 def main(argv: Optional[List[str]] = None, block: bool = True):
