@@ -38,11 +38,21 @@ def describe(model_cfg: Mapping) -> Tuple[str, tuple]:
 
 def explain_mismatch(model_cfg: Mapping, checkpoint: str) -> Optional[str]:
     """A message naming both architectures when ``checkpoint`` is another variant than ``model_cfg``."""
-    from cnclip_mm.models.converters import infer_model_cfg, load_state_dict_any
+    from cnclip_mm.models.converters import load_state_dict_any
     try:
         state_dict, fmt, extra = load_state_dict_any(checkpoint)
-        stored = infer_model_cfg(state_dict, fmt, extra)
     except Exception:  # noqa: BLE001 - an unreadable checkpoint keeps the loader's own error
+        return None
+    return explain_state_dict_mismatch(model_cfg, state_dict, fmt, extra, checkpoint)
+
+
+def explain_state_dict_mismatch(model_cfg: Mapping, state_dict: Mapping, fmt: str, extra: Mapping,
+                                checkpoint: str) -> Optional[str]:
+    """:func:`explain_mismatch` for a state dict already loaded (as ``load_state_dict_any`` returns it)."""
+    from cnclip_mm.models.converters import infer_model_cfg
+    try:
+        stored = infer_model_cfg(state_dict, fmt, extra)
+    except Exception:  # noqa: BLE001 - shapes that name no architecture keep the loader's own error
         return None
     ours, ours_key = describe(model_cfg)
     theirs, theirs_key = describe(stored)

@@ -1,12 +1,15 @@
 """Build a ``ChineseCLIP`` from a config and/or a checkpoint of any supported format."""
 import copy
+import logging
 from typing import Optional, Union
 
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import init_default_scope
 
+from cnclip_mm.models.architecture import explain_state_dict_mismatch
 from cnclip_mm.models.converters import infer_model_cfg, load_state_dict_any, load_state_dict_into
+from cnclip_mm.models.converters.loading import CheckpointMismatchError
 from cnclip_mm.models.converters.stored_config import stored_model_cfg
 from cnclip_mm.registry import MODELS
 from cnclip_mm.utils import share_tokenizer
@@ -58,14 +61,41 @@ def init_model(config: Union[str, Config, dict, None] = None, checkpoint: Option
     init_default_scope('cnclip_mm')
     model = MODELS.build(model_cfg)
     if state_dict is None:
-        model.init_weights()
+        init_weights_quietly(model)
     else:
-        load_state_dict_into(model, state_dict, strict=strict, source=f'{checkpoint} ({fmt} format)')
+        try:
+            load_state_dict_into(model, state_dict, strict=strict, source=f'{checkpoint} ({fmt} format)')
+        except CheckpointMismatchError as err:  # another variant: say which, not hundreds of keys
+            mismatch = explain_state_dict_mismatch(model_cfg, state_dict, fmt, extra, str(checkpoint))
+            if mismatch:
+                raise CheckpointMismatchError(f'{mismatch}\n(loader: {str(err)[:300]})') from None
+            raise
         dataset_meta = (extra.get('meta') or {}).get('dataset_meta')
         if dataset_meta:
             model.dataset_meta = dataset_meta
     model.cfg = model_cfg
     return model.to(device).eval()
+
+
+def init_weights_quietly(model: torch.nn.Module) -> None:
+    """``model.init_weights()`` without a console record per parameter.
+
+    mmengine's ``BaseModule.init_weights`` reports how every parameter was initialised ("The value is the
+    same before and after calling `init_weights`", hundreds of lines): into the current logger's log file
+    when it has one (a Runner's), else through ``logger.info`` to the console. Here the console has no use
+    for it, so the current logger is held at WARNING during the call unless it writes a file.
+    """
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    if any(isinstance(handler, logging.FileHandler) for handler in logger.handlers):
+        model.init_weights()
+        return
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
 
 
 def _drop_pretrained_sources(model_cfg: dict, state_dict: dict, fmt: str, extra: dict) -> None:
