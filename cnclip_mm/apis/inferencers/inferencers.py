@@ -22,8 +22,8 @@ class ZeroShotClassificationInferencer(BaseInferencer):
         classes: names reported in the results.
         text_prototype: the text put into the templates per class (default: ``classes``), as mmpretrain's
             ``text_prototype``.
-        templates: prompt templates, a built-in set name (``'imagenet'``, ``'cifar100'``) or a file; default
-            the built-in Chinese ImageNet set.
+        templates: prompt templates, a built-in set name (``'openai'``, ``'imagenet'``, ``'cifar100'``, ...)
+            or a file; default the 183 official ``'openai'`` prompts.
         topk: how many best classes each result lists.
         Others: see :class:`BaseInferencer`.
     """
