@@ -32,6 +32,7 @@ class ImageTextJsonlDataset(BaseImageTextDataset):
         require_path(self.ann_file, 'caption jsonl')
         img_root = require_path(osp.join(self.data_root, self.img_dir), 'image folder', is_dir=True)
         images: Dict[str, int] = {}
+        first_line: Dict[str, str] = {}  # where each image is first named, for its load errors
         texts = []
         for where, obj in iter_jsonl(self.ann_file, self.bad_samples):
             rel, captions = obj.get('image'), obj.get('caption')
@@ -44,12 +45,14 @@ class ImageTextJsonlDataset(BaseImageTextDataset):
                     self.bad_samples.handle(where, f'image file {path!r} does not exist')
                     continue
                 images[rel] = len(images)
+                first_line[rel] = where
             if captions == []:
                 self.bad_samples.handle(where, '"caption" is an empty list')
                 continue
             for caption in captions if isinstance(captions, list) else [captions]:
                 texts.append((where, len(texts), caption, [images[rel]]))
-        self._records = ({i: dict(img_path=osp.join(img_root, rel), source=f'{self.ann_file}: {rel}')
+        self._records = ({i: dict(img_path=osp.join(img_root, rel), source=f'{osp.join(img_root, rel)} '
+                                  f'(image {rel!r} of {first_line[rel]})')
                           for rel, i in images.items()}, texts)
 
     def _read_images(self) -> Dict[ImageId, dict]:

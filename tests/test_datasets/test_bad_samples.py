@@ -43,8 +43,11 @@ def test_corrupt_image_file_in_jsonl_set(tmp_path):
     write_jsonl_set(tmp_path)
     (tmp_path / 'images' / 'a.png').write_bytes(b'\x89PNG\r\n\x1a\n garbage')
     ds = DATASETS.build(dict(type='ImageTextJsonlDataset', data_root=str(tmp_path), pipeline=pipeline(8)))
-    with pytest.raises(BadSampleError, match=r'captions\.jsonl: a\.png: corrupt or truncated'):
+    with pytest.raises(BadSampleError) as err:
         ds[0]
+    # the full image path, then the jsonl line that names it
+    assert f"item 0: {tmp_path / 'images' / 'a.png'} (image 'a.png' of " in str(err.value)
+    assert 'captions.jsonl line 1): corrupt or truncated' in str(err.value)
 
 
 def test_invalid_base64(tmp_path):
