@@ -51,9 +51,10 @@ def build_app(args: argparse.Namespace):
     init_default_scope('cnclip_mm')
     model = load_model(args.model, args.config, device=args.device, vocab_file=args.vocab_file)
     index = None
-    if args.index:
-        from cnclip_mm.serving.search import open_checked_index
-        index = open_checked_index(args.index, model)
+    if args.index:  # refused unless this model (weights and preprocessing) built it
+        from cnclip_mm.index import model_identity, open_index
+        index = open_index(args.index)
+        index.check_model(model_identity(model, args.model))
     service = EmbeddingService(Encoder(model, args.backend, args.onnx_dir), name=osp.basename(args.model),
                                limits=Limits(**{name: getattr(args, name) for name in LIMIT_FLAGS
                                                if getattr(args, name) is not None}),

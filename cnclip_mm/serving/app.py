@@ -93,8 +93,8 @@ def create_app(service: EmbeddingService, api_key: Optional[str] = None) -> Fast
         images = as_list(body.images)
         limits.check_batch(len(images), 'images')
         limits.check_classes(body.classes)
-        limits.check_top_k(body.top_k)
-        results = _all_or_some(await service.classify(images, body.classes, min(body.top_k, len(body.classes))))
+        top_k = limits.top_k(body.top_k, default=5)
+        results = _all_or_some(await service.classify(images, body.classes, min(top_k, len(body.classes))))
         data = [_item_error(i, res) if isinstance(res, InputError) else
                 {'object': 'classification', 'index': i, 'class': res['pred_class'], 'label': res['pred_label'],
                  'score': res['pred_score'],
@@ -109,13 +109,13 @@ def create_app(service: EmbeddingService, api_key: Optional[str] = None) -> Fast
         if service.index is None:
             raise InputError(404, 'this server has no index: start tools/serve.py with --index INDEX',
                              'no_index')
-        limits.check_top_k(body.top_k)
+        top_k = limits.top_k(body.top_k, default=10)
         if body.text is not None:
             limits.check_texts([body.text], 'text', indexed=False)
             query = (await service.embed_texts([body.text]))[0][0]
         else:
             query = _all_or_some(await service.embed_images([body.image], 'image'))[0]
-        matches = await service.search(query, body.top_k)
+        matches = await service.search(query, top_k)
         return JSONResponse({'object': 'list', 'model': service.name,
                              'query': 'text' if body.text is not None else 'image', 'results': matches})
 
@@ -146,7 +146,7 @@ def _encode(row: torch.Tensor, encoding_format: str):
 def _index_info(index) -> Optional[dict]:
     if index is None:
         return None
-    return dict(size=len(index))
+    return dict(size=len(index), kind=index.kind, source=(index.meta.get('model') or {}).get('source'))
 
 
 def _validation_body(errors: List[dict]):

@@ -1,7 +1,7 @@
 """Request limits and their checks: each refusal is a 4xx whose message names the limit and its value."""
 import json
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 from .errors import InputError
 
@@ -56,9 +56,13 @@ class Limits:
                 raise InputError(413, f'{where} has {len(text)} characters, over the limit max_text_chars='
                                  f'{self.max_text_chars}', 'text_too_long', field)
 
-    def check_top_k(self, top_k: int) -> None:
+    def top_k(self, top_k: Optional[int], default: int) -> int:
+        """``top_k`` checked against ``1..max_top_k``; None: ``default`` (or ``max_top_k`` when lower)."""
+        if top_k is None:
+            return min(default, self.max_top_k)
         if not 1 <= top_k <= self.max_top_k:
             raise InputError(422, f'top_k={top_k} is outside 1..max_top_k={self.max_top_k}', 'bad_top_k', 'top_k')
+        return top_k
 
     def check_classes(self, classes: Sequence[str]) -> None:
         if not classes:

@@ -29,11 +29,12 @@ class EmbeddingsRequest(_Request):
 
 
 class SearchRequest(_Request):
-    """``POST /search``: a ``text`` or a base64 ``image`` query, the ``top_k`` nearest gallery items."""
+    """``POST /search``: a ``text`` or a base64 ``image`` query, the ``top_k`` nearest gallery items
+    (default 10, or the server's ``max_top_k`` when lower)."""
 
     text: Optional[str] = None
     image: Optional[str] = None
-    top_k: int = 10
+    top_k: Optional[int] = None
 
     @model_validator(mode='after')
     def _one_query(self):
@@ -43,11 +44,12 @@ class SearchRequest(_Request):
 
 
 class ClassifyRequest(_Request):
-    """``POST /classify``: base64 ``images`` (one or a list) among ``classes`` (zero-shot, default templates)."""
+    """``POST /classify``: base64 ``images`` (one or a list) among ``classes`` (zero-shot, default templates);
+    ``top_k`` best classes listed (default 5, at most the number of classes)."""
 
     images: Union[str, List[str]]
     classes: List[str]
-    top_k: int = 5
+    top_k: Optional[int] = None
 
 
 def as_list(value: Union[str, List[str]]) -> List[str]:

@@ -21,7 +21,7 @@ class EmbeddingService:
         limits: the request limits.
         max_batch: most items per model call (1: no batching).
         max_wait_s: how long a request waits for others to share its model call.
-        index: an opened vector index for ``/search`` (see /work: ``cnclip_mm.index``), or None.
+        index: a :class:`cnclip_mm.index.VectorIndex` for ``/search`` (checked against the model), or None.
         templates: zero-shot prompt templates (default: the project's default set, as the inferencer's).
         cached_class_lists: how many class lists keep their class embeddings.
     """
@@ -69,6 +69,13 @@ class EmbeddingService:
             except InputError as err:
                 out.append(err)
         return out
+
+    async def search(self, query: torch.Tensor, top_k: int) -> List[dict]:
+        """The ``top_k`` nearest gallery items of one ``[D]`` feature: ``[{'id', 'score'}]``, best first
+        (cosine; an approximate index may return fewer)."""
+        ids, scores = await asyncio.to_thread(self.index.search, query[None].numpy(), top_k)
+        return [{'id': str(item), 'score': float(score)} for item, score in zip(ids[0], scores[0])
+                if item is not None]
 
     async def classify(self, images: List[str], classes: List[str], top_k: int) -> list:
         """Per image the zero-shot result of :class:`~cnclip_mm.apis.ZeroShotClassificationInferencer`
