@@ -11,7 +11,8 @@ NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# exec: torchrun takes this script's process id, so `kill PID` reaches it and it stops its ranks.
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
-python -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" \
+exec python -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" \
     --master_addr="$MASTER_ADDR" --master_port="$PORT" --nproc_per_node="$NPROC" \
     "$ROOT/tools/train.py" "$CONFIG" --launcher pytorch "$@"

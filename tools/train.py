@@ -38,7 +38,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--grad-checkpointing', action='store_true',
                         help='recompute tower activations in backward to save memory')
     parser.add_argument('--strategy', choices=['ddp', 'fsdp', 'deepspeed'], default='ddp',
-                        help='fsdp / deepspeed (GPU only): FlexibleRunner with configs/_base_/strategies/*.py')
+                        help='fsdp (CPU with gloo, or GPU) / deepspeed (GPU only): FlexibleRunner with '
+                        'configs/_base_/strategies/*.py')
     parser.add_argument('--compile', nargs='?', const=True, default=None, metavar='BACKEND',
                         help='torch.compile the towers (default backend inductor, or the one named)')
     parser.add_argument('--no-validate', action='store_true', help='skip validation during training')
