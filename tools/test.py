@@ -3,23 +3,21 @@
     python tools/test.py configs/zeroshot_cifar100.py clip_cn_vit-b-16.pt --out metrics.json
     python tools/test.py configs/retrieval_flickr30k-cn_vit-b-16.py ckpt.pth --show-dir show
 """
+from __future__ import annotations
+
 import argparse
 import json
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Optional
-
-import torch
-from mmengine.config import Config, DictAction
-from mmengine.dist import is_main_process
-from mmengine.model import is_model_wrapper
-from mmengine.registry import init_default_scope
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from anywhere without install
 
-from cnclip_mm.engine.preflight import DATA_HINTS, check_inputs  # noqa: E402
-from cnclip_mm.models.architecture import explain_mismatch  # noqa: E402
+from cnclip_mm.cli import DictAction  # noqa: E402  (arguments are parsed before torch and mmengine load)
+
+if TYPE_CHECKING:
+    from mmengine.config import Config
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -43,6 +41,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> Config:
+    import torch
+    from mmengine.config import Config
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.launcher != 'none' and not torch.cuda.is_available():
@@ -65,6 +65,7 @@ def build_config(args: argparse.Namespace) -> Config:
 
 
 def data_hint(cfg: Config) -> str:
+    from cnclip_mm.engine.preflight import DATA_HINTS
     dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
     hint = DATA_HINTS.get(dataset.get('type'), 'see docs/evaluation.md "Data"')
     root = dataset.get('data_root', '?')
@@ -74,6 +75,12 @@ def data_hint(cfg: Config) -> str:
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     args = parse_args(argv)
+    from mmengine.dist import is_main_process
+    from mmengine.model import is_model_wrapper
+    from mmengine.registry import init_default_scope
+
+    from cnclip_mm.engine.preflight import check_inputs
+    from cnclip_mm.models.architecture import explain_mismatch
     init_default_scope('cnclip_mm')
     cfg = build_config(args)
     check_inputs(cfg, 'test', args.checkpoint, args.config)  # every missing input at once, before any build

@@ -1,19 +1,20 @@
 """Train a Chinese CLIP config: python tools/train.py CONFIG [--work-dir DIR] [--resume [auto|CKPT]] ..."""
+from __future__ import annotations
+
 import argparse
 import os
 import os.path as osp
 import sys
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 # Run as a script (python tools/train.py / torchrun tools/train.py): make the repo importable.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import RUNNERS, init_default_scope  # noqa: E402
-from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
+from cnclip_mm.cli import DictAction  # noqa: E402  (arguments are parsed before torch and mmengine load)
 
-from cnclip_mm.engine.preflight import check_inputs, explain_small_dataset  # noqa: E402
+if TYPE_CHECKING:
+    from mmengine.config import Config
+    from mmengine.runner import Runner
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -59,6 +60,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def _set_amp(cfg: Config, dtype: Optional[str]) -> None:
+    import torch
     wrapper = cfg.optim_wrapper
     if wrapper.get('type', 'OptimWrapper') in ('AmpOptimWrapper', 'AutocastOptimWrapper'):
         return
@@ -70,6 +72,9 @@ def _set_amp(cfg: Config, dtype: Optional[str]) -> None:
 
 def build_config(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line options."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.runner import find_latest_checkpoint
     cfg = Config.fromfile(args.config)
     if args.strategy != 'ddp':
         base = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -119,7 +124,11 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def main(argv: Optional[List[str]] = None) -> Runner:
     args = parse_args(argv)
+    from mmengine.registry import RUNNERS, init_default_scope
+    from mmengine.runner import Runner
+
     import cnclip_mm.engine  # noqa: F401  (registers hooks, runner, DDP wrapper; checkpoint allow-list)
+    from cnclip_mm.engine.preflight import check_inputs, explain_small_dataset
     cfg = build_config(args)
     check_inputs(cfg, 'train', config_name=args.config)  # every missing input at once, before any build
     init_default_scope(cfg.get('default_scope', 'cnclip_mm'))
