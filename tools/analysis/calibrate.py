@@ -19,18 +19,10 @@ import sys
 from typing import List, Optional, Tuple
 
 import numpy as np
-import torch
-from mmengine.config import Config, DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from cnclip_mm.evaluation.calibration import (  # noqa: E402
-    Calibration,
-    expected_calibration_error,
-    fit_platt,
-    model_identity,
-    precision_thresholds,
-)
+from cnclip_mm.cli import DictAction  # noqa: E402  (arguments are parsed before torch and mmengine load)
 
 
 def read_pairs(path: str) -> Tuple[List[str], List[str], np.ndarray]:
@@ -80,7 +72,7 @@ def pair_scores(model, images: List[str], texts: List[str], batch_size: int = 32
     return (left * right).sum(dim=-1).double().numpy()
 
 
-def retrieval_scores(model, cfg: Config, split: str, negatives: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+def retrieval_scores(model, cfg, split: str, negatives: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:
     """Scores and labels of the config's ``split`` retrieval set (see :func:`retrieval_pairs`)."""
     from mmengine.runner import Runner
 
@@ -96,6 +88,7 @@ def retrieval_pairs(out: dict, negatives: int, seed: int, name: str = 'the set')
     others, labelled 0, from :func:`extract_features.extract`'s output; returns ``(cosines, labels)``."""
     if not out['image_feats'] or not out['text_feats']:
         raise ValueError(f'{name} gave no image or no text features')
+    import torch
     image_feats, text_feats = torch.stack(out['image_feats']), torch.stack(out['text_feats'])
     row_of = {rec['image_id']: i for i, rec in enumerate(out['image_ids'])}
     rng = np.random.default_rng(seed)
@@ -128,6 +121,12 @@ def fit_and_report(scores: np.ndarray, labels: np.ndarray, holdout: float, seed:
     fit_rows, eval_rows = order[:cut], (order[cut:] if holdout > 0 else order)
     if len(eval_rows) == 0 or len(np.unique(labels[fit_rows])) < 2:
         raise ValueError(f'{len(scores)} pairs are too few to hold out {holdout:.0%} and still fit both labels')
+    from cnclip_mm.evaluation.calibration import (
+        Calibration,
+        expected_calibration_error,
+        fit_platt,
+        precision_thresholds,
+    )
     params = fit_platt(scores[fit_rows], labels[fit_rows])
     probs = Calibration(**params)(scores[eval_rows])
     info = dict(pairs=int(len(scores)), matching=int(labels.sum()), fitted_on=int(len(fit_rows)),
@@ -153,7 +152,7 @@ def main(argv: Optional[List[str]] = None) -> str:
     parser.add_argument('--out', help='the JSON file (default: beside the checkpoint)')
     parser.add_argument('--plot', help='reliability diagram PNG (default: <out stem>.reliability.png)')
     parser.add_argument('--context-length', type=int, help="token ids per text (default: the config's)")
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--device', help='default: cuda when available, else cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args(argv)
     if not 0 <= args.holdout < 1:
@@ -161,11 +160,15 @@ def main(argv: Optional[List[str]] = None) -> str:
     if args.retrieval and not args.config:
         parser.error('--retrieval needs --config (the dataset to read)')
 
+    import torch
+    from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
+    from cnclip_mm.evaluation.calibration import Calibration, model_identity
     from cnclip_mm.models.builder import init_model
     from cnclip_mm.models.zoo import get_model, is_model_name, resolve_weights
     init_default_scope('cnclip_mm')
+    args.device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     cfg = None
     if args.config:
         cfg = Config.fromfile(args.config)

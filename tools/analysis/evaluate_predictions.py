@@ -17,15 +17,14 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from cnclip_mm.evaluation.prediction_files import (  # noqa: E402
-    detect_direction,
-    invert,
-    read_mapping,
-    recall_from_predictions,
-)
-
 
 def evaluate(ground_truth: str, predictions: str, topk=(1, 5, 10)) -> Dict[str, float]:
+    from cnclip_mm.evaluation.prediction_files import (  # imported after argument parsing: --help stays fast
+        detect_direction,
+        invert,
+        read_mapping,
+        recall_from_predictions,
+    )
     direction = detect_direction(predictions)
     if direction == 't2i':
         gt = read_mapping(ground_truth, 'text_id', 'image_ids')

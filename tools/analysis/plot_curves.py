@@ -19,8 +19,6 @@ from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from cnclip_mm.evaluation.prediction_files import iter_jsonl  # noqa: E402
-
 GROUPS = {
     'loss': lambda k: 'loss' in k,
     'logit_scale': lambda k: k == 'logit_scale' or k.endswith('/logit_scale'),
@@ -44,6 +42,7 @@ def read_scalars(paths) -> Tuple[Dict[str, List[Tuple[float, float]]], bool]:
     """``({key: [(step, value), ...] sorted by step}, by_epoch)`` from mmengine's scalars files, joined in
     order (a later run's value wins for a step logged twice). ``by_epoch``: training records carry an
     ``epoch``, so evaluation records' ``step`` is an epoch."""
+    from cnclip_mm.evaluation.prediction_files import iter_jsonl  # here: --help stays fast
     joined: Dict[str, Dict[float, float]] = defaultdict(dict)
     by_epoch = False
     for path in [paths] if isinstance(paths, str) else paths:

@@ -11,17 +11,15 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
-import numpy as np
-import torch
-
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from cnclip_mm.evaluation.functional import chunked_topk  # noqa: E402
-from cnclip_mm.evaluation.prediction_files import iter_jsonl  # noqa: E402
 
 
 def load_features(feat_dir: str, kind: str):
     """``({kind}_feats.npy as a tensor, ids from {kind}_ids.jsonl)``, checked against each other."""
+    import numpy as np
+    import torch
+
+    from cnclip_mm.evaluation.prediction_files import iter_jsonl
     feats_path = osp.join(feat_dir, f'{kind}_feats.npy')
     ids_path = osp.join(feat_dir, f'{kind}_ids.jsonl')
     for path in (feats_path, ids_path):
@@ -47,6 +45,7 @@ def main(argv: Optional[List[str]] = None) -> str:
     parser.add_argument('--chunk-size', type=int, help='query rows per similarity block')
     parser.add_argument('--device', default='cpu')
     args = parser.parse_args(argv)
+    from cnclip_mm.evaluation.functional import chunked_topk
     image_feats, image_ids = load_features(args.feat_dir, 'image')
     text_feats, text_ids = load_features(args.feat_dir, 'text')
     if args.direction == 't2i':

@@ -9,8 +9,6 @@ from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout, uninstalled
 
-from cnclip_mm.datasets.lmdb_writer import build_lmdb  # noqa: E402
-
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,6 +21,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
+    from cnclip_mm.datasets.lmdb_writer import build_lmdb
     splits = [s for s in args.splits.split(',') if s.strip()]
     counts = build_lmdb(args.data_dir, [s.strip() for s in splits], args.lmdb_dir,
                         show_progress=not args.no_progress)

@@ -12,16 +12,14 @@ from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout, uninstalled
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-
-from cnclip_mm.datasets.checker import LOADERS, UNK_WARN, check_dataset  # noqa: E402
+from cnclip_mm.cli import DictAction  # noqa: E402  (arguments are parsed before torch and mmengine load)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
-    parser.add_argument('--loaders', default=','.join(LOADERS), help='which dataloaders to check')
+    parser.add_argument('--loaders', help='which dataloaders to check, comma separated (default: train, val '
+                        'and test)')
     parser.add_argument('--limit', type=int, default=None, help='check only the first N items of each')
     parser.add_argument('--show-broken', type=int, default=20, help='how many broken items to print')
     parser.add_argument('--no-progress', action='store_true')
@@ -31,11 +29,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from cnclip_mm.datasets.checker import LOADERS, UNK_WARN, check_dataset
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'cnclip_mm'))
-    reports = check_dataset(cfg, args.loaders.split(','), args.limit, not args.no_progress)
+    reports = check_dataset(cfg, args.loaders.split(',') if args.loaders else list(LOADERS), args.limit, not args.no_progress)
     bad = 0
     for name, r in reports.items():
         print(f'== {name}: {r["dataset_items"]} items ({r["images"]} with image, {r["texts"]} with text '

@@ -15,10 +15,6 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout, uninstalled
 
-from mmengine.registry import init_default_scope  # noqa: E402
-
-from cnclip_mm.datasets.shard_writer import write_shards  # noqa: E402
-from cnclip_mm.registry import DATASETS  # noqa: E402
 
 SOURCES = {'tsv': 'ImageTextTSVDataset', 'lmdb': 'ImageTextLMDBDataset', 'jsonl': 'ImageTextJsonlDataset'}
 
@@ -44,6 +40,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, int]:
     args = parse_args(argv)
+    from mmengine.registry import init_default_scope
+
+    from cnclip_mm.datasets.shard_writer import write_shards
+    from cnclip_mm.registry import DATASETS
     init_default_scope('cnclip_mm')
     cfg = dict(type=SOURCES[args.format], data_root=args.data_root, on_bad_sample=args.on_bad_sample,
                pipeline=[])

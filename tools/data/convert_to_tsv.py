@@ -10,8 +10,6 @@ from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout, uninstalled
 
-from cnclip_mm.datasets.tsv_writer import convert_to_tsv  # noqa: E402
-
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -28,6 +26,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
+    from cnclip_mm.datasets.tsv_writer import convert_to_tsv
     counts = convert_to_tsv(args.img_dir, args.captions, args.out_dir, args.split,
                             args.first_image_id, args.first_text_id, verify=not args.no_verify,
                             show_progress=not args.no_progress)

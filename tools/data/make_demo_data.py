@@ -9,14 +9,13 @@ from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout, uninstalled
 
-from cnclip_mm.datasets.demo import make_demo_data  # noqa: E402
-
 
 def main(argv: Optional[List[str]] = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--root', default='data/demo')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
+    from cnclip_mm.datasets.demo import make_demo_data
     root = make_demo_data(args.root, args.seed)
     print(f'demo data written to {root}')
     return root

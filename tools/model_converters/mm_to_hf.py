@@ -6,8 +6,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
-from cnclip_mm.models.builder import init_model  # noqa: E402
-from cnclip_mm.models.converters import export_hf  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -17,6 +15,8 @@ def main(argv=None) -> None:
     parser.add_argument('--config', help='model config (default: inferred from the checkpoint)')
     parser.add_argument('--vocab-file', help='vocab.txt / tokenizer folder / hub name for the tokenizer files')
     args = parser.parse_args(argv)
+    from cnclip_mm.models.builder import init_model
+    from cnclip_mm.models.converters import export_hf
     model = init_model(args.config, args.checkpoint, vocab_file=args.vocab_file)
     export_hf(model, args.out_dir)
     print(f'saved {args.out_dir}')

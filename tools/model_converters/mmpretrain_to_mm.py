@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
-from cnclip_mm.models.converters.convert import convert_cli  # noqa: E402
+from cnclip_mm.cli import convert_cli  # noqa: E402  (parses arguments before torch loads)
 
 
 def main(argv=None) -> None:

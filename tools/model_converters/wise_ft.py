@@ -18,14 +18,7 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-
-from cnclip_mm.models.converters.wise_ft import (  # noqa: E402
-    interpolate_state_dicts,
-    load_pair,
-    save_interpolated,
-)
+from cnclip_mm.cli import DictAction  # noqa: E402  (arguments are parsed before torch and mmengine load)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -57,6 +50,7 @@ def _alphas(text: str) -> List[float]:
 
 def evaluate(config: str, states: Dict[float, dict], args) -> Dict[float, Dict[str, float]]:
     """Test metrics of each interpolated state dict, with one runner built from ``config``."""
+    from mmengine.config import Config
     from mmengine.model import is_model_wrapper
     from mmengine.runner import Runner
 
@@ -98,6 +92,13 @@ def plot(results: Dict[float, Dict[str, float]], path: str, title: str) -> str:
 
 def main(argv: Optional[List[str]] = None):
     args = parse_args(argv)
+    from mmengine.registry import init_default_scope
+
+    from cnclip_mm.models.converters.wise_ft import (
+        interpolate_state_dicts,
+        load_pair,
+        save_interpolated,
+    )
     init_default_scope('cnclip_mm')
     zs, ft, model_cfg = load_pair(args.zero_shot, args.fine_tuned)
     sources = (args.zero_shot, args.fine_tuned)

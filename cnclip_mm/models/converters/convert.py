@@ -34,16 +34,3 @@ def convert_checkpoint(src: str, dst: str, expect: Optional[str] = None) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     torch.save(dict(state_dict=state_dict, meta=meta), dst)
     return fmt
-
-
-def convert_cli(expect: str, description: str, argv: Optional[list] = None) -> str:
-    """Command line of the ``tools/model_converters/*_to_mm.py`` scripts: ``SRC DST``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument('src', help=f'the {expect} checkpoint (file, or folder for Hugging Face)')
-    parser.add_argument('dst', help='output .pth (state_dict + meta with the model config)')
-    args = parser.parse_args(argv)
-    convert_checkpoint(args.src, args.dst, expect=expect)
-    print(f'saved {args.dst}')
-    return args.dst
