@@ -13,6 +13,9 @@ TOP_LEVEL = ('text_projection', 'logit_scale')
 # Present in some official files but unused by Chinese CLIP: the BERT pooler and saved position-id buffers.
 DROPPED = ('bert.pooler.', )
 DROPPED_SUFFIXES = ('.position_ids', '.token_type_ids')
+# A loss's own training state (SigLipLoss's ``logit_bias``) has no official counterpart: the official model
+# scores with ``exp(logit_scale)`` alone, and a bias shifts every score alike (rankings unchanged).
+LOSS_PREFIX = 'loss_module.'
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -40,10 +43,13 @@ def official_to_mm(state_dict: StateDict) -> StateDict:
 
 
 def mm_to_official(state_dict: StateDict, ddp_prefix: bool = True) -> StateDict:
-    """Map this project's names back to the official ones (``module.`` added when ``ddp_prefix``)."""
+    """Map this project's names back to the official ones (``module.`` added when ``ddp_prefix``); the loss's
+    training state (``loss_module.*``) is left out."""
     out = {}
     head = DDP_PREFIX if ddp_prefix else ''
     for key, value in state_dict.items():
+        if key.startswith(LOSS_PREFIX):
+            continue
         for src, dst in PREFIXES:
             if key.startswith(dst):
                 key = src + key[len(dst):]
