@@ -1,8 +1,11 @@
 """The aware ContrastiveLoss (global and local), DistillationLoss and SigLipLoss (ring and all-gather exchange)
 under 2-process gloo DDP equal one process on the global batch, loss and gradients to 1e-6 (one spawn for all:
-process start-up dominates)."""
+process start-up dominates). The same spawn runs benchmarks/siglip_memory.py's measurement at tiny size: the
+ring exchange's peak memory is below the all-gather's at world size 2."""
 import os
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +17,9 @@ from torch import nn
 from cnclip_mm.models.losses import ContrastiveLoss, DistillationLoss, total_loss
 from tests.test_losses.test_contrastive import _free_port, _Towers
 from tests.test_losses.test_siglip import SigLipModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'benchmarks'))
+import siglip_memory  # noqa: E402
 
 # Keys of 8 samples; duplicates across the two ranks' halves: sample 1 = 6 (image), 2 = 5 (text).
 KEYS = torch.tensor([[1, 100], [2, 101], [3, 102], [4, 103], [5, 102], [6, 104], [2, 105], [7, 106]])
@@ -60,6 +66,7 @@ def _worker(rank, world, port, out_dir):
         torch.save({'loss': mean_loss / world, 'grads': {k: p.grad for k, p in model.module.named_parameters()}},
                    os.path.join(out_dir, f'{case}_rank{rank}.pt'))
         del model
+    torch.save(siglip_memory.measure_rank(batch=32, dim=16), os.path.join(out_dir, f'memory_rank{rank}.pt'))
     dist.destroy_process_group()
 
 
@@ -80,3 +87,6 @@ def test_two_process_gloo_equals_one_process():
                 assert res['loss'].item() == pytest.approx(refs[case][0], abs=1e-6), case
                 for name, grad in refs[case][1].items():
                     torch.testing.assert_close(res['grads'][name], grad, atol=1e-6, rtol=0, msg=f'{case} {name}')
+        for rank in range(2):
+            memory = torch.load(os.path.join(out, f'memory_rank{rank}.pt'))
+            assert memory['peak']['ring'] < memory['peak']['all_gather'] and memory['diff'] < 1e-5, memory

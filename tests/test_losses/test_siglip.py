@@ -3,6 +3,7 @@
 2-process gloo (ring and all-gather exchange) equal to one process on the global batch: test_ddp_equivalence.py
 (one spawn for every loss), with :class:`SigLipModel`."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -113,3 +114,19 @@ class SigLipModel(nn.Module):
     def forward(self, x, t):
         img, txt = F.normalize(self.img(x), dim=-1), F.normalize(self.txt(t), dim=-1)
         return total_loss(self.loss(img, txt, self.logit_scale))
+
+
+def test_leaf_config_and_exports_without_the_bias(tiny_model_cfg):
+    """configs/siglip selects the loss; the official and HF exports of a SigLIP model hold the same keys as a
+    softmax model's (the bias has no counterpart there and is left out)."""
+    from mmengine.config import Config
+
+    from cnclip_mm.models.converters import mm_to_hf, mm_to_official
+    cfg = Config.fromfile(str(Path(__file__).resolve().parents[2] / 'configs/siglip/stage2_vit-b-16_siglip.py'))
+    assert cfg.model.loss == dict(type='SigLipLoss', init_logit_bias=-10.0, exchange='ring')
+    assert cfg.model.init_logit_scale == pytest.approx(math.log(10))
+    siglip = MODELS.build(dict(tiny_model_cfg, loss=cfg.model.loss)).state_dict()
+    softmax = MODELS.build(tiny_model_cfg).state_dict()
+    assert set(siglip) - set(softmax) == {'loss_module.logit_bias'}
+    assert mm_to_official(siglip).keys() == mm_to_official(softmax).keys()
+    assert mm_to_hf(siglip).keys() == mm_to_hf(softmax).keys()

@@ -3,6 +3,8 @@ expected number of patch tokens, evaluation is unmasked, and it works with grad 
 compile, the tower lock, the feature cache (masks replayed) and the unmasked-tuning hook (resumable)."""
 import copy
 import math
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -15,12 +17,16 @@ from cnclip_mm.models.backbones import CLIPVisionTransformer
 from cnclip_mm.registry import MODELS
 from tests.test_models.tiny_batches import pair_batch
 
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / 'benchmarks'))
+import flip  # noqa: E402
+
 PATCHES = 16  # 32 px, patch 8
 
 
-def _vit(mask_ratio=0.0, checkpointing=False):
+def _vit(mask_ratio=0.0, checkpointing=False, layers=2):
     torch.manual_seed(0)
-    return CLIPVisionTransformer(arch=dict(width=32, layers=2, heads=2, patch_size=8), img_size=32,
+    return CLIPVisionTransformer(arch=dict(width=32, layers=layers, heads=2, patch_size=8), img_size=32,
                                  output_dim=16, grad_checkpointing=checkpointing, mask_ratio=mask_ratio)
 
 
@@ -100,11 +106,11 @@ def test_masks_replay_from_the_generator_state():
 
 def test_grad_checkpointing_and_fullgraph_compile():
     x = _images()
-    plain = _vit(0.5).train()
+    plain = _vit(0.5, layers=1).train()  # one block: compiling stays cheap
     torch.manual_seed(7)
     out = plain(x)
     grads = torch.autograd.grad(out.square().sum(), list(plain.parameters()))
-    ckpt = _vit(0.5, checkpointing=True).train()
+    ckpt = _vit(0.5, checkpointing=True, layers=1).train()
     torch._dynamo.reset()
     counters.clear()
     backend = CompileCounterWithBackend('aot_eager')
@@ -200,3 +206,15 @@ def test_unmasked_tuning_hook_last_epochs_and_resume():
         UnmaskedTuningHook()
     with pytest.raises(ValueError, match='mask_ratio=0'):
         UnmaskedTuningHook(epochs=1).before_train(_runner(SimpleNamespace(image_encoder=_vit(0.0))))
+
+
+def test_leaf_config_and_benchmark_smoke_run():
+    from mmengine.config import Config
+
+    from cnclip_mm.registry import HOOKS
+    cfg = Config.fromfile(str(REPO / 'configs/flip/stage2_vit-b-16_flip.py'))
+    assert cfg.model.image_encoder.mask_ratio == 0.5
+    assert isinstance(HOOKS.build(cfg.custom_hooks[0]), UnmaskedTuningHook)
+    result = flip.main(['--tiny', '--reps', '1'])
+    assert result['ratio'] == 0.5 and result['tokens'] == (33, 65)  # 64 patches -> 32 kept + class token
+    assert set(result) >= {'full', 'image'} and all(result[w]['speedup'] > 0 for w in ('full', 'image'))
