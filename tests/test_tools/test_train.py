@@ -108,11 +108,19 @@ def test_torchrun_two_processes_cpu(tmp_path, data_root):
     assert osp.isfile(osp.join(work, 'epoch_2.pth'))
 
 
-def test_run_demo_smoke(tmp_path):
+def test_run_demo_smoke(tmp_path, capsys):
     from tools.run_demo import format_table
     from tools.run_demo import main as demo_main
     rows = demo_main(['--work-dir', str(tmp_path / 'work'), '--data-root', str(tmp_path / 'demo'),
                       '--stage1-epochs', '1', '--stage2-epochs', '1', '--train-samples', '64'])
+    out = capsys.readouterr().out
+    # the console: a line per stage, the table, where things are; the full log stays in the work dir
+    assert 'stage 1 (image tower locked): training 1 epochs' in out and '| stage 2 (all unlocked) |' in out
+    assert not any(noise in out for noise in ('Config:', 'System environment', 'Hooks will be executed',
+                                              'FileClient', 'Epoch(train)')), out
+    assert len(out.splitlines()) < 25, out
+    logs = list((tmp_path / 'work' / 'stage1').glob('*/*.log'))
+    assert len(logs) == 1 and 'Config:' in logs[0].read_text() and 'Epoch(train)' in logs[0].read_text()
     assert list(rows) == ['stage1', 'stage2']
     assert osp.isfile(tmp_path / 'work' / 'stage1' / 'epoch_1.pth')
     assert osp.isfile(tmp_path / 'demo' / 'vocab.txt')
