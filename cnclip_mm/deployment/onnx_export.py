@@ -25,6 +25,10 @@ FP32_TOLERANCE = 1e-4
 FP16_MIN_COSINE = 0.999
 
 
+class TraceFrozeValueError(RuntimeError):
+    """The exporter's tracer warned (``TracerWarning``) that it keeps a value of the example as a constant."""
+
+
 class Tower(nn.Module):
     """One tower as a module for the exporter: ``extract_image_feat`` or ``extract_text_feat``."""
 
@@ -43,8 +47,8 @@ def export_towers(model: nn.Module, out_dir: str, opset: int = DEFAULT_OPSET, fp
 
     The files are written to a temporary folder beside ``out_dir`` and moved into place only once the
     export (and validation) succeeded, so a failed export leaves ``out_dir`` as it was. A tracer warning
-    (a value the trace would freeze) is raised as an error instead of producing a graph that is right only
-    for the example input.
+    (a value the trace would freeze) raises :class:`TraceFrozeValueError` instead of producing a graph that
+    is right only for the example input.
 
     Args:
         model: a ``ChineseCLIP`` (moved to CPU, eval mode, fp32 for the export).
@@ -90,17 +94,24 @@ def _export_into(model: nn.Module, folder: str, opset: int, fp16: bool) -> None:
               ('text', text_ids, 'text_ids', 'text_feats',
                {'text_ids': {0: 'batch', 1: 'length'}, 'text_feats': {0: 'batch'}}))
     for kind, example, input_name, output_name, axes in towers:
-        with warnings.catch_warnings():
-            # The TorchScript exporter announces its own deprecation on every call; what the trace
-            # freezes (TracerWarning) is an error.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always', torch.jit.TracerWarning)
+            # The TorchScript exporter announces its own deprecation on every call.
             warnings.filterwarnings('ignore', category=DeprecationWarning, module=r'torch\.onnx')
             warnings.filterwarnings('ignore', message='.*legacy TorchScript-based ONNX export')
-            warnings.simplefilter('error', torch.jit.TracerWarning)
             # The wrapper is put in eval mode too: the exporter restores a wrapper's own mode afterwards,
             # which would otherwise switch the wrapped model (and its dropout) to training.
             torch.onnx.export(Tower(model, kind).eval(), (example, ), osp.join(folder, f'{kind}.onnx'),
                               dynamo=False, opset_version=opset, input_names=[input_name],
                               output_names=[output_name], dynamic_axes=axes)
+        frozen = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+        for w in caught:
+            if w not in frozen:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if frozen:
+            raise TraceFrozeValueError(
+                f'the {kind} tower reads values the trace would freeze at the example input, so the graph would '
+                'be wrong for other inputs: ' + '; '.join(f'{w.filename}:{w.lineno}: {w.message}' for w in frozen))
         if fp16:
             proto = onnx.load(osp.join(folder, f'{kind}.onnx'))
             weights_to_fp16(proto)
