@@ -14,7 +14,7 @@ from torch import nn
 from .files import is_torchscript, read_weights, safe_torch_load, unwrap
 from .hf import hf_to_mm
 from .mmpretrain import mmpretrain_to_mm
-from .official import DDP_PREFIX, official_to_mm, strip_prefix
+from .official import DDP_PREFIX, LOSS_PREFIX, official_to_mm, strip_prefix
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -118,7 +118,10 @@ def compare_state_dict(model: nn.Module, state_dict: StateDict) -> Tuple[List[st
     """Keys the checkpoint lacks, keys the model lacks, and ``key: ckpt shape vs model shape`` mismatches."""
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict and not k.endswith(OPTIONAL_SUFFIXES)]
-    unexpected = [k for k in state_dict if k not in own]
+    # A loss's own training state (SigLipLoss's logit_bias) is not model weights: a checkpoint without it
+    # (official, HF, softmax-trained) leaves the loss its initial value; one with it loads into any loss.
+    missing = [k for k in missing if not k.startswith(LOSS_PREFIX)]
+    unexpected = [k for k in state_dict if k not in own and not k.startswith(LOSS_PREFIX)]
     mismatched = []
     for key, value in state_dict.items():
         if key in own and value.shape != own[key].shape and not _resizable(key, value, own[key]):
