@@ -130,3 +130,16 @@ def test_leaf_config_and_exports_without_the_bias(tiny_model_cfg):
     assert set(siglip) - set(softmax) == {'loss_module.logit_bias'}
     assert mm_to_official(siglip).keys() == mm_to_official(softmax).keys()
     assert mm_to_hf(siglip).keys() == mm_to_hf(softmax).keys()
+
+
+def test_softmax_weights_load_into_a_siglip_model_and_back(tiny_model_cfg):
+    """Official / softmax-trained weights (no bias) load strictly into a SigLIP model, whose bias keeps its
+    start value; a SigLIP checkpoint loads strictly into a softmax model (the bias is left out)."""
+    from cnclip_mm.models.converters import load_state_dict_into, mm_to_official, official_to_mm
+    softmax = MODELS.build(tiny_model_cfg)
+    siglip = MODELS.build(dict(tiny_model_cfg, loss=dict(type='SigLipLoss')))
+    load_state_dict_into(siglip, official_to_mm(mm_to_official(softmax.state_dict())), strict=True)
+    assert siglip.loss_module.logit_bias.item() == -10.0
+    assert torch.equal(siglip.text_projection, softmax.text_projection)
+    siglip.loss_module.logit_bias.data.fill_(-3.0)
+    load_state_dict_into(MODELS.build(tiny_model_cfg), siglip.state_dict(), strict=True)
