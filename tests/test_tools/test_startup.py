@@ -53,3 +53,13 @@ def test_help_of_every_tool_lazy_imports_and_quiet_init():
     assert 'same before and after' not in report['init_output'] and len(report['init_output']) < 500, \
         report['init_output'][:500]
     assert report['after_init'] == []
+
+
+def test_startup_benchmark_tiny(capsys):
+    sys.path.insert(0, str(REPO / 'benchmarks'))
+    import startup  # benchmarks/startup.py
+    medians = startup.main(['--tiny'])
+    out = capsys.readouterr().out
+    assert set(medians) == {'python -c pass', 'import cnclip_mm.apis', 'tools/train.py --help',
+                            'tools/test.py --help'}
+    assert all(v > 0 for v in medians.values()) and 'slowest --help' in out
