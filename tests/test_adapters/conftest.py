@@ -19,6 +19,16 @@ LORA = dict(
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The tiny model's kernels are too small to share between threads; on a busy machine a second thread
+    only waits."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def lora_model_cfg(**adapters) -> dict:
     cfg = copy.deepcopy(TINY_MODEL)
     cfg['adapters'] = copy.deepcopy(adapters or LORA)
@@ -45,18 +55,28 @@ def base_official(tmp_path_factory, vocab_file):
     return path, model.state_dict()
 
 
-def lora_runner_cfg(work_dir: str, data_root: str, base: str, max_epochs: int = 2, **kwargs) -> dict:
-    """:func:`tiny_runner_cfg` fine-tuning ``base`` with :data:`LORA` and adapters-only checkpoints."""
-    cfg = tiny_runner_cfg(work_dir, data_root, max_epochs=max_epochs,
-                          custom_hooks=[dict(type='RNGStateHook'), dict(type='AdapterCheckpointHook')], **kwargs)
+EPOCHS = 30
+
+
+def lora_runner_cfg(work_dir: str, data_root: str, base: str) -> dict:
+    """:func:`tiny_runner_cfg` fine-tuning ``base`` with :data:`LORA` and adapters-only checkpoints:
+    :data:`EPOCHS` epochs of one step (all 16 pairs) at a constant lr, one thread."""
+    cfg = tiny_runner_cfg(work_dir, data_root, max_epochs=EPOCHS, batch_size=16,
+                          custom_hooks=[dict(type='RNGStateHook'), dict(type='AdapterCheckpointHook')])
     cfg['model']['adapters'] = copy.deepcopy(LORA)
+    cfg['train_dataloader']['dataset']['serialize_data'] = False  # its gc.collect costs seconds here
+    cfg['optim_wrapper']['optimizer']['lr'] = 5e-3
+    cfg['param_scheduler'] = [dict(type='ConstantLR', factor=1.0)]
+    # Every 10 epochs (each save formats the config text, slower than ten steps here), the last two kept.
+    cfg['default_hooks']['checkpoint'].update(interval=10, max_keep_ckpts=2)
+    cfg['env_cfg']['num_threads'] = 1
     cfg['load_from'] = base
     return cfg
 
 
 @pytest.fixture(scope='session')
 def lora_run(lora_data, base_official, tmp_path_factory):
-    """Two epochs of LoRA from the official-format base: ``(work_dir, cfg)``."""
+    """A LoRA fine-tune of the official-format base: ``(work_dir, cfg)``; ``epoch_20.pth``, ``epoch_30.pth``."""
     from cnclip_mm.engine import CLIPRunner
     work = str(tmp_path_factory.mktemp('lora_run'))
     cfg = lora_runner_cfg(work, lora_data, base_official[0])

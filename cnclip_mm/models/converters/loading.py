@@ -11,6 +11,7 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
+from ..adapters.lora import is_adapter_key
 from .files import is_torchscript, read_weights, safe_torch_load, unwrap
 from .hf import hf_to_mm
 from .mmpretrain import mmpretrain_to_mm
@@ -115,9 +116,15 @@ def is_own_checkpoint(path: str) -> bool:
 
 
 def compare_state_dict(model: nn.Module, state_dict: StateDict) -> Tuple[List[str], List[str], List[str]]:
-    """Keys the checkpoint lacks, keys the model lacks, and ``key: ckpt shape vs model shape`` mismatches."""
+    """Keys the checkpoint lacks, keys the model lacks, and ``key: ckpt shape vs model shape`` mismatches.
+
+    A checkpoint without any adapter key is base weights under a model with fresh adapters (LoRA starts
+    as the identity): its adapters are not missing.
+    """
     own = model.state_dict()
-    missing = [k for k in own if k not in state_dict and not k.endswith(OPTIONAL_SUFFIXES)]
+    fresh_adapters = not any(is_adapter_key(k) for k in state_dict)
+    missing = [k for k in own if k not in state_dict and not k.endswith(OPTIONAL_SUFFIXES)
+               and not (fresh_adapters and is_adapter_key(k))]
     # A loss's own training state (SigLipLoss's logit_bias) is not model weights: a checkpoint without it
     # (official, HF, softmax-trained) leaves the loss its initial value; one with it loads into any loss.
     missing = [k for k in missing if not k.startswith(LOSS_PREFIX)]
