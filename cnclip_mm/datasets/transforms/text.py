@@ -100,7 +100,8 @@ class TokenizeText(BaseTransform):
         if text is None:
             return results
         ids, truncated = self._encode(text)
-        self.truncation.record(truncated, f'{results.get("text_source", "")} {text[:40]!r}...'.lstrip())
+        self.truncation.record(truncated, f'{results.get("text_source", "")} {text[:40]!r}...'.lstrip() if truncated
+                               else '')
         if ids.dim() != 1:
             raise BadSampleError(f'TokenizeText: tokenizer returned shape {tuple(ids.shape)}')
         results['text_ids'] = ids.long()
