@@ -1,10 +1,16 @@
 """A Gradio app: zero-shot classification of an uploaded image on typed classes, and Chinese text->image and
 image->image search over a gallery or a vector index with thumbnails and scores (extra ``[demo]``). Started by
-tools/demo/app.py."""
+tools/demo/app.py.
+
+Every bad input gets a message naming what is wrong (``gr.Error``), a query longer than the model reads is
+searched by its first tokens with a notice saying so, and probabilities are a softmax at the model's own
+learned logit scale, shown as percentages.
+"""
 import logging
 import os
+import os.path as osp
 import re
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from torch import nn
 
@@ -15,6 +21,7 @@ from .inferencers import (
 )
 
 CLASS_SEPARATORS = r'[,，、;；\n]+'
+IMAGE_TYPES = 'JPEG, PNG, WebP, BMP, GIF or TIFF'
 
 
 def parse_classes(text: str) -> List[str]:
@@ -23,6 +30,41 @@ def parse_classes(text: str) -> List[str]:
     if not classes:
         raise ValueError('type at least one class name, e.g. 猫, 狗, 汽车')
     return classes
+
+
+def percent(p: float) -> str:
+    """A probability as a percentage with one decimal ('<0.1%' for what would round to nothing)."""
+    return '<0.1%' if 0 < p < 0.0005 else f'{p:.1%}'
+
+
+def truncation_note(model: nn.Module, query: str) -> str:
+    """'' when ``query`` fits the model's context length, else what was kept of it."""
+    tokenizer = model.tokenizer
+    ids, cut = tokenizer.encode(query)
+    if not cut:
+        return ''
+    kept = tokenizer.context_length - 2  # [CLS] and [SEP]
+    total = len(tokenizer.tokenize(query))
+    kept_text = ''.join(t[2:] if t.startswith('##') else t for t in tokenizer.tokenize(query)[:kept])
+    return (f'The query has {total} tokens; the model reads {kept} (context length {tokenizer.context_length}), '
+            f'so it was truncated to: {kept_text[:60]}{"…" if len(kept_text) > 60 else ""}')
+
+
+def read_upload(component: Any, payload: Optional[dict], what: str = 'an image'):
+    """The PIL image of an upload, or a ``gr.Error`` naming the file.
+
+    The events run with ``preprocess=False``: Gradio's own decoding of a file that is no image fails with a
+    bare "Error" and no message, so the payload is decoded here.
+    """
+    import gradio as gr
+    if payload is None:
+        raise gr.Error(f'upload {what} first')
+    name = payload.get('orig_name') or osp.basename(payload.get('path') or '') or 'the upload'
+    try:
+        return component.preprocess(component.data_model(**payload))
+    except Exception as err:  # not an image, truncated, too large, SVG: PIL's or Gradio's error
+        raise gr.Error(f'"{name}" is not an image this demo can read ({type(err).__name__}: {err}); '
+                       f'upload a {IMAGE_TYPES} file') from err
 
 
 def build_demo(model: nn.Module, gallery: Optional[str] = None, templates: Optional[str] = None,
@@ -49,28 +91,36 @@ def build_demo(model: nn.Module, gallery: Optional[str] = None, templates: Optio
         similar = ImageToImageRetrievalInferencer(model, gallery=gallery, index=search.search.index, topk=topk,
                                                   cache_file=cache_file)
 
-    def classify(image, classes_text: str, k: float = 5):
-        if image is None:
-            raise gr.Error('upload an image first')
+    scale = float(model.logit_scale.detach().exp().clamp(max=100))
+
+    def classify(payload, classes_text: str, k: float = 5):
         try:
             classes = parse_classes(classes_text)
         except ValueError as err:
             raise gr.Error(str(err)) from err
-        result = ZeroShotClassificationInferencer(model, classes=classes, templates=templates,
-                                                  topk=int(k))(image)[0]
+        image = read_upload(image_input, payload)
+        inferencer = ZeroShotClassificationInferencer(model, classes=classes, templates=templates, topk=int(k))
+        result = inferencer(image)[0]
         label = {name: score for name, score in zip(result['topk_classes'], result['topk_scores'])}
-        table = [[name, round(score, 6)] for name, score in label.items()]
-        return label, table
+        table = [[rank, name, percent(p)] for rank, (name, p) in enumerate(label.items(), 1)]
+        note = (f'Probabilities: softmax over the {len(classes)} classes of {inferencer.logit_scale:.2f} × cosine '
+                f'similarity (the model\'s learned logit scale), averaged over {len(inferencer.templates)} '
+                'prompt templates.')
+        return label, table, note
 
     def run_search(query: str, k: float = topk):
-        if not (query or '').strip():
+        query = (query or '').strip()
+        if not query:
             raise gr.Error('type a Chinese query, e.g. 海边的日落')
+        note = truncation_note(model, query)
+        if note:
+            gr.Warning(note)
         search.topk = int(k)
-        return _shown(search, search(query.strip())[0]['matches'])
+        thumbs, table = _shown(search, search(query)[0]['matches'])
+        return thumbs, table, note or f'The query fits the context length ({model.tokenizer.context_length}).'
 
-    def run_image_search(image, k: float = topk):
-        if image is None:
-            raise gr.Error('upload an image first')
+    def run_image_search(payload, k: float = topk):
+        image = read_upload(query_image, payload, 'a query image')
         similar.topk = int(k)
         return _shown(similar, similar(image)[0]['matches'])
 
@@ -78,14 +128,17 @@ def build_demo(model: nn.Module, gallery: Optional[str] = None, templates: Optio
         gr.Markdown('# Chinese CLIP: zero-shot classification and text-to-image search')
         with gr.Tab('Zero-shot classification'):
             with gr.Row():
-                image = gr.Image(type='pil', label='image')
+                image_input = gr.Image(type='pil', label='image')
                 with gr.Column():
                     classes = gr.Textbox(label='classes (comma separated)', value='猫, 狗, 汽车, 风景')
                     k_cls = gr.Slider(1, 20, value=5, step=1, label='top-k')
                     button = gr.Button('classify')
             label = gr.Label(label='prediction')
-            cls_table = gr.Dataframe(headers=['class', 'probability'], label='scores')
-            button.click(classify, [image, classes, k_cls], [label, cls_table], api_name='classify')
+            cls_table = gr.Dataframe(headers=['rank', 'class', 'probability'], datatype=['number', 'str', 'str'],
+                                     label='scores')
+            cls_note = gr.Markdown(f'Probabilities: softmax at the model\'s learned logit scale ({scale:.2f}).')
+            button.click(classify, [image_input, classes, k_cls], [label, cls_table, cls_note], api_name='classify',
+                         preprocess=False)
         if search is not None:
             with gr.Tab('Text-to-image search'):
                 query = gr.Textbox(label='query (Chinese)', value='海边的日落')
@@ -93,24 +146,29 @@ def build_demo(model: nn.Module, gallery: Optional[str] = None, templates: Optio
                 k_search = gr.Slider(1, min(50, size), value=min(topk, size), step=1, label='results')
                 go = gr.Button('search')
                 thumbs = gr.Gallery(label=f'gallery of {size} images', columns=4)
-                hits = gr.Dataframe(headers=['image', 'similarity'], label='scores')
-                go.click(run_search, [query, k_search], [thumbs, hits], api_name='search')
+                hits = gr.Dataframe(headers=RESULT_HEADERS, datatype=['number', 'str', 'str'], label='scores')
+                query_note = gr.Markdown()
+                go.click(run_search, [query, k_search], [thumbs, hits, query_note], api_name='search')
             with gr.Tab('Image-to-image search'):
                 query_image = gr.Image(type='pil', label='query image')
                 k_similar = gr.Slider(1, min(50, size), value=min(topk, size), step=1, label='results')
                 go_similar = gr.Button('find similar images')
                 similar_thumbs = gr.Gallery(label=f'gallery of {size} images', columns=4)
-                similar_hits = gr.Dataframe(headers=['image', 'similarity'], label='scores')
+                similar_hits = gr.Dataframe(headers=RESULT_HEADERS, datatype=['number', 'str', 'str'],
+                                            label='scores')
                 go_similar.click(run_image_search, [query_image, k_similar], [similar_thumbs, similar_hits],
-                                 api_name='search_image')
+                                 api_name='search_image', preprocess=False)
     return demo
 
 
+RESULT_HEADERS = ['rank', 'image', 'cosine similarity']
+
+
 def _shown(inferencer, matches):
-    """Thumbnails (when the gallery is known) and the id / similarity table of matches."""
-    thumbs = [(_thumbnail_source(inferencer.search.item(m)), f'{m["id"]}  {m["score"]:.4f}') for m in matches
-              if m.get('index') is not None]
-    return thumbs, [[str(m['id']), round(m['score'], 6)] for m in matches]
+    """Thumbnails (when the gallery is known) and the rank / id / similarity table of matches."""
+    thumbs = [(_thumbnail_source(inferencer.search.item(m)), f'#{rank} {m["id"]}  {m["score"]:.4f}')
+              for rank, m in enumerate(matches, 1) if m.get('index') is not None]
+    return thumbs, [[rank, str(m['id']), f'{m["score"]:.4f}'] for rank, m in enumerate(matches, 1)]
 
 
 def _thumbnail_source(item):

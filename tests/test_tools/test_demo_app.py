@@ -13,7 +13,7 @@ from eval_fixtures import load_tool  # noqa: E402
 from zoo_fixtures import TINY_NAME, zoo  # noqa: E402,F401
 
 from cnclip_mm.apis import TextToImageRetrievalInferencer, ZeroShotClassificationInferencer  # noqa: E402
-from cnclip_mm.apis.web_demo import parse_classes  # noqa: E402
+from cnclip_mm.apis.web_demo import parse_classes, percent  # noqa: E402
 
 
 def test_demo_endpoints_equal_inferencers(tmp_path, zoo, monkeypatch):  # noqa: F811
@@ -36,8 +36,8 @@ def test_demo_endpoints_equal_inferencers(tmp_path, zoo, monkeypatch):  # noqa: 
     try:
         assert url.startswith('http://127.0.0.1:')
         client = Client(url, verbose=False)
-        label, table = client.predict(handle_file(str(query_image)), '猫，狗, 汽车、海', 3, api_name='/classify')
-        thumbs, hits = client.predict('海边的日落', 4, api_name='/search')
+        label, table, note = client.predict(handle_file(str(query_image)), '猫，狗, 汽车、海', 3, api_name='/classify')
+        thumbs, hits, query_note = client.predict('海边的日落', 4, api_name='/search')
     finally:
         demo.close()
     run_log.info('still logging after the server started')  # a Runner's log file survives the launch
@@ -47,16 +47,23 @@ def test_demo_endpoints_equal_inferencers(tmp_path, zoo, monkeypatch):  # noqa: 
     expected = ZeroShotClassificationInferencer(model, classes=['猫', '狗', '汽车', '海'], templates=str(templates),
                                                 topk=3)(Image.open(query_image))[0]
     assert label['label'] == expected['pred_class']
-    got = {row[0]: row[1] for row in table['data']}
-    assert list(got) == expected['topk_classes']
-    assert list(got.values()) == pytest.approx(expected['topk_scores'], abs=1e-5)
+    assert [row[:2] for row in table['data']] == [[1, expected['topk_classes'][0]], [2, expected['topk_classes'][1]],
+                                                  [3, expected['topk_classes'][2]]]
+    assert [row[2] for row in table['data']] == [percent(p) for p in expected['topk_scores']]
+    scale = float(model.logit_scale.detach().exp())
+    assert f'{scale:.2f} × cosine' in note and scale < 99  # the model's own scale, not a fixed 100
 
     search = TextToImageRetrievalInferencer(model, gallery=str(gallery), topk=4,
                                             cache_file=str(tmp_path / 'g.npz'))('海边的日落')[0]['matches']
-    assert [row[0] for row in hits['data']] == [m['id'] for m in search]
-    assert [row[1] for row in hits['data']] == pytest.approx([m['score'] for m in search], abs=1e-5)
+    assert [row[:2] for row in hits['data']] == [[i + 1, m['id']] for i, m in enumerate(search)]
+    assert [float(row[2]) for row in hits['data']] == pytest.approx([m['score'] for m in search], abs=1e-4)
     assert len(thumbs) == 4 and all(Path(t['image']).is_file() for t in thumbs)
-    assert thumbs[0]['caption'].startswith(search[0]['id'])
+    assert thumbs[0]['caption'].startswith(f"#1 {search[0]['id']}")
+    assert 'fits the context length' in query_note
+
+
+def test_percent():
+    assert [percent(p) for p in (1.0, 0.1234, 0.0004, 0.0)] == ['100.0%', '12.3%', '<0.1%', '0.0%']
 
 
 def test_parse_classes():
