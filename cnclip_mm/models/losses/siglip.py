@@ -9,12 +9,14 @@ columns, so a rank can score its images against one block of texts at a time: it
 around again together with the gradient they gathered, which returns to their owner at the end:
 memory is that of one local block, whatever the world size.
 """
+from contextlib import nullcontext
 from typing import Dict, Optional
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.amp.autocast_mode import is_autocast_available
 
 from cnclip_mm.registry import MODELS
 
@@ -39,7 +41,9 @@ def sigmoid_block_loss(image_feats: Tensor, text_feats: Tensor, scale: Tensor, b
         get float32 logits).
     """
     dtype = torch.promote_types(image_feats.dtype, torch.float32)
-    with torch.autocast(image_feats.device.type, enabled=False):
+    device = image_feats.device.type
+    # The ring's backward recomputes blocks outside autocast: the forward must compute them the same way.
+    with torch.autocast(device, enabled=False) if is_autocast_available(device) else nullcontext():
         logits = scale.to(dtype) * image_feats.to(dtype) @ text_feats.to(dtype).t() + bias.to(dtype)
         signs = -torch.ones_like(logits)
         if positive_offset is not None:
