@@ -218,3 +218,15 @@ def test_leaf_config_and_benchmark_smoke_run():
     result = flip.main(['--tiny', '--reps', '1'])
     assert result['ratio'] == 0.5 and result['tokens'] == (33, 65)  # 64 patches -> 32 kept + class token
     assert set(result) >= {'full', 'image'} and all(result[w]['speedup'] > 0 for w in ('full', 'image'))
+
+
+def test_masked_siglip_train_step_runs_on_the_meta_device(tiny_model_cfg):
+    """No host reads: a masked forward with the SigLIP loss and its backward run on the meta device."""
+    with torch.device('meta'):
+        model = _clip(tiny_model_cfg, 0.5, loss=dict(type='SigLipLoss')).train()
+    batch = model.data_preprocessor(pair_batch((5, 9, 7)), training=True)
+    inputs = {k: v.to('meta') if torch.is_tensor(v) else v for k, v in batch['inputs'].items()}
+    lengths = _block_input_lengths(model.image_encoder)
+    loss = model(inputs=inputs, data_samples=batch['data_samples'], mode='loss')['loss']
+    loss.backward()
+    assert loss.is_meta and lengths == [1 + 8] and model.loss_module.logit_bias.grad.is_meta
