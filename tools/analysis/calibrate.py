@@ -174,6 +174,8 @@ def main(argv: Optional[List[str]] = None) -> str:
         cfg = Config.fromfile(args.config)
         if args.cfg_options:
             cfg.merge_from_dict(args.cfg_options)
+        from cnclip_mm.utils import share_tokenizer
+        share_tokenizer(cfg)  # the pipelines' TokenizeText get the config's tokenizer, as in training
     weights = resolve_weights(args.checkpoint)
     if cfg is None and is_model_name(args.checkpoint):
         model = get_model(args.checkpoint, pretrained=True, device=args.device, context_length=args.context_length)
