@@ -90,3 +90,11 @@ def test_onnx_text_graph_at_128_with_a_full_length_caption(tmp_path, tiny_model_
         torch.testing.assert_close(ort.text_feats(ids), model.extract_text_feat(ids), rtol=0, atol=1e-4)
         short = ids[1:, :52]  # the graph's length is dynamic: the same export serves shorter ids
         torch.testing.assert_close(ort.text_feats(short), model.extract_text_feat(short), rtol=0, atol=1e-4)
+
+
+def test_the_cut_falls_between_word_pieces_as_in_the_official_code(vocab_file, vocab):
+    # Official: tokens[:L-2] over the WordPiece tokens, so a word split as '599', '##9' keeps its first piece.
+    for length in (52, 128):
+        text = '天' * (length - 3) + '5999'
+        ids = ChineseTokenizer(vocab_file, context_length=length)(text)[0].tolist()
+        assert ids == [101] + [vocab['天']] * (length - 3) + [vocab['599'], 102]
