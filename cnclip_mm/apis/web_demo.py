@@ -63,7 +63,7 @@ def read_upload(component: Any, payload: Optional[dict], what: str = 'an image')
     try:
         return component.preprocess(component.data_model(**payload))
     except Exception as err:  # not an image, truncated, too large, SVG: PIL's or Gradio's error
-        raise gr.Error(f'"{name}" is not an image this demo can read ({type(err).__name__}: {err}); '
+        raise gr.Error(f'"{name}" is not an image this demo can read ({type(err).__name__}); '
                        f'upload a {IMAGE_TYPES} file') from err
 
 
