@@ -1,8 +1,10 @@
 """Everything CPU-specific, in one leaf package that the model never imports.
 
 :func:`cpu_speed` is the switch (the runner's ``cpu_speed`` config key, the inference functions'
-``cpu_speed`` argument): on a CPU it sends the Linear layers' large float32 products through oneDNN
-from outside the model (:mod:`.mode`, :mod:`.onednn`) and sets the thread count (:mod:`.threads`);
+``cpu_speed`` argument): on a CPU it reroutes, from outside the model (:mod:`.mode`), the Linear
+layers' large float32 products to oneDNN (:mod:`.onednn`), training dropout to a fast sampler whose
+masks are the same on every CPU vendor (:mod:`.dropout`) and short attention to its written-out form
+(:mod:`.attention`), and sets the thread count (:mod:`.threads`);
 everything is put back when its block ends. :class:`Bf16GemmAsFp32` (:mod:`.bf16`) runs bf16 matrix products on
 CPUs without bf16 matrix instructions. This package imports torch, numpy and the standard library
 only (and mmengine's logging), never the models or the APIs.

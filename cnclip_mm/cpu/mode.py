@@ -1,23 +1,26 @@
-"""The fast path, applied from outside the model: a torch function mode that reroutes ``F.linear``.
+"""The fast paths, applied from outside the model: a torch function mode that reroutes three calls.
 
-The towers call plain modules (``nn.Linear``); while :class:`CpuFastPaths` is on the mode stack,
-``F.linear`` on plain float32 CPU tensors, outside autocast and large enough to pay
-(:func:`cnclip_mm.cpu.onednn.worth_it`), runs through oneDNN (:mod:`.onednn`). Every other call runs
-as PyTorch's own. Hooks, wrappers and state-dict keys are untouched: no module is swapped. The mode
+The towers call plain modules (``nn.Linear``, ``nn.Dropout``, ``nn.Conv2d``,
+``F.scaled_dot_product_attention``); while :class:`CpuFastPaths` is on the mode stack, those calls on
+plain CPU tensors go to :mod:`.onednn` (large float32 products, outside autocast), :mod:`.dropout`
+(training masks), :mod:`.attention` (short keys, or dropout on the probabilities) and :mod:`.patchify`
+(patch-embedding convolutions). Every other call runs as PyTorch's own. Hooks, wrappers and state-dict keys are untouched: no module is swapped. The mode
 passes everything through under ``torch.compile`` / ``torch.export`` (ONNX), ``torch.jit.trace`` and
 functorch transforms, and for tensors that are not plain CPU tensors (CUDA, meta, fake, DTensor and
 other subclasses), so compiled, exported and accelerator runs see PyTorch's ops only. A process
 forked while the mode is on (a DataLoader worker) leaves it (:func:`_leave_in_child`).
 """
 import os
+from typing import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
 
-from . import onednn
+from . import attention, dropout, onednn, patchify
 
+PATHS = ('onednn', 'dropout', 'attention', 'patchify')
 _PLAIN = (torch.Tensor, nn.Parameter)
 
 
@@ -31,21 +34,68 @@ def _eager() -> bool:
                 or torch._C._are_functorch_transforms_active())
 
 
-def _takes_onednn(input, weight, bias) -> bool:
-    return (_plain_cpu(input, weight, bias) and not torch.is_autocast_enabled('cpu')
-            and onednn.worth_it(input, weight) and (bias is None or bias.dtype == torch.float32))
-
-
 class CpuFastPaths(TorchFunctionMode):
-    """Send large float32 CPU ``F.linear`` calls through oneDNN (see the module docstring)."""
+    """Reroute ``F.linear``, ``F.dropout``, ``F.conv2d`` and ``F.scaled_dot_product_attention`` on CPU
+    (module docstring).
+
+    Args:
+        paths: which of :data:`PATHS` to take (``'onednn'``: large fp32 Linear products; ``'dropout'``:
+            training dropout's masks; ``'attention'``: SDPA written out for short keys or with dropout;
+            ``'patchify'``: stride-equals-kernel convolutions as one matrix product).
+    """
+
+    def __init__(self, paths: Iterable[str] = PATHS) -> None:
+        super().__init__()
+        self.paths = frozenset(paths)
+        unknown = self.paths - set(PATHS)
+        if unknown:
+            raise ValueError(f'unknown CPU fast path(s) {sorted(unknown)}: expected some of {PATHS}')
+        routes = {'onednn': (F.linear, self._linear), 'dropout': (F.dropout, self._dropout),
+                  'attention': (F.scaled_dot_product_attention, self._attention),
+                  'patchify': (F.conv2d, self._conv2d)}
+        self._routes = dict(routes[p] for p in self.paths)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func is F.linear and _eager():
-            bound = dict(zip(('input', 'weight', 'bias'), args), **kwargs)
-            if _takes_onednn(bound['input'], bound['weight'], bound.get('bias')):
-                return onednn.linear(bound['input'], bound['weight'], bound.get('bias'))
+        route = self._routes.get(func)
+        if route is not None and _eager():
+            out = route(*args, **kwargs)
+            if out is not NotImplemented:
+                return out
         return func(*args, **kwargs)
+
+    @staticmethod
+    def _linear(input, weight, bias=None):
+        if (not _plain_cpu(input, weight, bias) or torch.is_autocast_enabled('cpu')
+                or not onednn.worth_it(input, weight) or (bias is not None and bias.dtype != torch.float32)):
+            return NotImplemented
+        return onednn.linear(input, weight, bias)
+
+    @staticmethod
+    def _dropout(input, p=0.5, training=True, inplace=False):
+        # Autocast does not cast dropout, so its masks are these under autocast too. In-place dropout
+        # stays torch's: this path makes a new tensor.
+        if not training or inplace or not 0 < p <= 1 or not _plain_cpu(input) or not input.is_floating_point():
+            return NotImplemented
+        return dropout.dropout(input, p)
+
+    @staticmethod
+    def _conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        if (not _plain_cpu(input, weight, bias) or torch.is_autocast_enabled('cpu')
+                or not patchify.fits(input, weight, stride, padding, dilation, groups)):
+            return NotImplemented
+        return patchify.conv2d(input, weight, bias)
+
+    def _attention(self, query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                   enable_gqa=False):
+        if (is_causal or enable_gqa or not _plain_cpu(query, key, value, attn_mask)
+                or torch.is_autocast_enabled('cpu') or query.dtype != torch.float32):
+            return NotImplemented
+        if dropout_p > 0 and 'dropout' not in self.paths:  # its masks would not be torch's either
+            return NotImplemented
+        if dropout_p == 0 and key.shape[-2] > attention.SHORT_KEYS:
+            return NotImplemented
+        return attention.written_out(query, key, value, attn_mask, dropout_p, scale)
 
 
 def active() -> bool:

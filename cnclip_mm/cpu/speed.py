@@ -42,10 +42,12 @@ def cpu_speed(enabled: Union[str, bool] = 'auto', device: Union[str, torch.devic
               threads: Optional[int] = None, logger=None) -> Iterator[CpuSpeed]:
     """Run the block with the CPU fast path and thread policy; put every global setting back after.
 
-    Inside (when on): :class:`cnclip_mm.cpu.mode.CpuFastPaths` sends large float32 Linear products
-    on CPU tensors through oneDNN where :func:`cnclip_mm.cpu.onednn.resolve` chooses it; the torch
-    intra-op thread count follows :func:`cnclip_mm.cpu.threads.choose_threads`. On exit the thread
-    count is restored and the mode popped. A block inside another one that is on changes nothing
+    Inside (when on): :class:`cnclip_mm.cpu.mode.CpuFastPaths` draws training dropout masks with
+    :mod:`cnclip_mm.cpu.dropout` (fast, and the same on every CPU vendor for one seed), writes short or
+    dropout attention out (:mod:`cnclip_mm.cpu.attention`) and sends large float32 Linear products
+    through oneDNN where :func:`cnclip_mm.cpu.onednn.resolve` chooses it; the torch intra-op thread
+    count follows :func:`cnclip_mm.cpu.threads.choose_threads`. On exit the thread count is restored
+    and the mode popped. A block inside another one that is on changes nothing
     (the outer one decides).
 
     Args:
@@ -71,9 +73,10 @@ def cpu_speed(enabled: Union[str, bool] = 'auto', device: Union[str, torch.devic
             state.notes.append(plan.describe())
         if on:
             use, reason = onednn.resolve()  # its probe runs here, never inside a forward or a tracer
-            state.notes.append(f'Linear products by {"oneDNN" if use else "BLAS"} ({reason})')
-            if use:
-                restore.enter_context(mode.CpuFastPaths())
+            state.notes.append(f'Linear products by {"oneDNN" if use else "BLAS"} ({reason}); dropout masks '
+                               'by SFC64; short attention written out')
+            paths = [p for p in mode.PATHS if use or p != 'onednn']
+            restore.enter_context(mode.CpuFastPaths(paths))
         if logger is not None:
             from mmengine.logging import print_log
             print_log(state.describe(), logger=logger)

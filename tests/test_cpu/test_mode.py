@@ -1,93 +1,164 @@
-"""CpuFastPaths: which calls it sends to oneDNN, which it leaves to PyTorch, and that results equal the plain path."""
+"""CpuFastPaths: which calls it reroutes, which it leaves to PyTorch, and that results equal the plain path."""
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnclip_mm.cpu import mode, onednn
+from cnclip_mm.cpu import attention, dropout, mode, onednn, patchify
 from cnclip_mm.cpu.mode import CpuFastPaths
 
 
 @pytest.fixture
-def routed(monkeypatch):
-    """Count the products that take oneDNN; every size qualifies (no floor)."""
-    calls = []
+def counted(monkeypatch):
+    """Count what each path runs; every product takes oneDNN (no size floor)."""
+    calls = {'onednn': 0, 'dropout': 0, 'attention': 0, 'patchify': 0}
     monkeypatch.setattr(onednn, 'MIN_MACS', 0)
-    real = onednn.linear
-    monkeypatch.setattr(onednn, 'linear', lambda *args: calls.append(args[0].shape) or real(*args))
+
+    def counting(module, name, key):
+        real = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            calls[key] += 1
+            return real(*args, **kwargs)
+        monkeypatch.setattr(module, name, wrapper)
+    counting(onednn, 'linear', 'onednn')
+    counting(dropout, 'dropout', 'dropout')
+    counting(attention, 'written_out', 'attention')
+    counting(patchify, 'conv2d', 'patchify')
     return calls
 
 
 class _Block(nn.Module):
-    """A Linear, attention and dropout, called as plain modules / functions."""
+    """A Linear, a dropout and attention, called as plain modules / functions."""
 
-    def __init__(self, width=32, heads=4):
+    def __init__(self, width=32, heads=4, p=0.2):
         super().__init__()
-        self.qkv, self.proj, self.drop, self.heads = nn.Linear(width, 3 * width), nn.Linear(width, width), \
-            nn.Dropout(0.2), heads
+        self.qkv, self.drop, self.heads, self.p = nn.Linear(width, 3 * width), nn.Dropout(p), heads, p
 
-    def forward(self, x):
+    def forward(self, x, mask=None):
         n, length, width = x.shape
         q, k, v = self.qkv(x).view(n, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.drop(self.proj(out.transpose(1, 2).reshape(n, length, width)))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.p if self.training else 0.0)
+        return self.drop(out.transpose(1, 2).reshape(n, length, width))
 
 
-def test_linears_take_onednn_and_match_the_plain_path(routed):
+def test_routes_each_call_and_matches_the_plain_path(counted):
     torch.manual_seed(0)
     block = _Block().eval()
     x = torch.randn(2, 9, 32, requires_grad=True)
+    mask = torch.ones(2, 1, 1, 9, dtype=torch.bool)
+    mask[1, ..., 6:] = False
     grad = torch.randn(2, 9, 32)
-    ref = block(x)
+    ref = block(x, mask)
     ref_grads = torch.autograd.grad(ref, (x, *block.parameters()), grad)
     with CpuFastPaths():
-        out = block(x)
+        out = block(x, mask)
         grads = torch.autograd.grad(out, (x, *block.parameters()), grad)
-        F.linear(input=x, weight=block.proj.weight)  # keywords too
-    assert len(routed) == 3
+        F.linear(input=x, weight=block.qkv.weight)  # keywords too
+    assert counted == {'onednn': 2, 'dropout': 0, 'attention': 1, 'patchify': 0}  # eval: no dropout
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     for got, want in zip(grads, ref_grads):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
-def test_dropout_and_attention_stay_pytorchs(routed):
-    """Only F.linear is rerouted: the same seed gives torch's own dropout masks and attention."""
-    block = _Block().train()
-    x = torch.randn(2, 9, 32)
-    torch.manual_seed(1)
-    ref = block(x)
+def test_training_dropout_has_torch_distribution(counted):
+    torch.manual_seed(0)
+    block = _Block(p=0.3).train()
     with CpuFastPaths():
-        torch.manual_seed(1)
-        out = block(x)
-    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
-    assert torch.equal(out == 0, ref == 0)
+        block(torch.randn(2, 9, 32))
+        kept = nn.Dropout(0.3)(torch.ones(400, 500))
+    assert counted == {'onednn': 1, 'dropout': 2, 'attention': 1, 'patchify': 0}  # the probabilities' dropout, the output's
+    assert torch.equal(kept.unique(), torch.tensor([0.0, 1 / 0.7]))
+    assert abs((kept == 0).float().mean().item() - 0.3) < 5 * (0.3 * 0.7 / kept.numel()) ** 0.5
 
 
-def test_passes_through_under_autocast_tracing_compile_meta_and_subclasses(routed):
+def test_attention_with_dropout_equals_its_math(counted):
+    q, k, v = torch.randn(3, 2, 4, 6, 8).unbind(0)
+    mask = torch.zeros(2, 1, 1, 6)
+    mask[1, ..., 4:] = float('-inf')
+    with CpuFastPaths():
+        torch.manual_seed(7)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.4)
+    torch.manual_seed(7)
+    keep = dropout.keep_mask((2, 4, 6, 6), 0.4)
+    probs = (q @ k.transpose(-2, -1) * 8 ** -0.5 + mask).softmax(-1)
+    torch.testing.assert_close(out, (probs * keep / 0.6) @ v, atol=1e-6, rtol=1e-5)
+
+
+def test_long_keys_without_dropout_stay_with_sdpa(counted):
+    q = torch.randn(1, 2, attention.SHORT_KEYS + 1, 8)
+    with CpuFastPaths():
+        F.scaled_dot_product_attention(q, q, q)
+        F.scaled_dot_product_attention(q, q, q, is_causal=True)
+    assert counted['attention'] == 0
+
+
+def test_passes_through_under_autocast_tracing_compile_meta_and_subclasses(counted):
     torch.manual_seed(0)
     lin, x = nn.Linear(8, 6), torch.randn(4, 8)
+    q = torch.randn(1, 2, 5, 4)
     with CpuFastPaths():
         with torch.autocast('cpu', dtype=torch.bfloat16):
             lin(x)
+            F.scaled_dot_product_attention(q, q, q)
         traced = torch.jit.trace(lin, (x,), check_trace=False)
         assert 'aten::linear' in str(traced.graph)  # what exports see
+        stem = torch.jit.trace(nn.Conv2d(3, 4, 2, stride=2), (torch.randn(1, 3, 4, 4),), check_trace=False)
+        assert 'aten::_convolution' in str(stem.graph)  # an exported ViT keeps its Conv stem
         compiled = torch.compile(nn.Sequential(lin, nn.Dropout(0.5)), fullgraph=True, backend='aot_eager')
         compiled(x)
-        lin.double()(x.double())
-        nn.Linear(8, 6, device='meta')(x.to('meta'))
+        lin.to('meta')(x.to('meta'))
+        F.dropout(torch.ones(4, 4, device='meta'), 0.5)
 
         class Sub(torch.Tensor):
             pass
         F.linear(x.as_subclass(Sub), torch.randn(6, 8))
+        F.dropout(torch.ones(4, 4).as_subclass(Sub), 0.5)
+        F.dropout(torch.ones(4, 4), 0.5, training=False)
+        F.dropout(torch.ones(4, 4), 0.5, inplace=True)
         w = torch.randn(6, 8)
         torch.func.vmap(lambda t: F.linear(t, w))(torch.randn(3, 2, 8))
-    assert routed == []
+    assert counted == {'onednn': 0, 'dropout': 0, 'attention': 0, 'patchify': 0}
 
 
-def test_hooks_still_see_the_modules():
+def test_only_the_chosen_paths(counted):
+    lin = nn.Linear(8, 6)
+    with CpuFastPaths(['dropout']):
+        lin(torch.randn(4, 8))
+        F.dropout(torch.ones(4, 4), 0.5)
+        q = torch.randn(1, 2, 5, 4)
+        F.scaled_dot_product_attention(q, q, q, dropout_p=0.5)  # attention path off
+    assert counted == {'onednn': 0, 'dropout': 1, 'attention': 0, 'patchify': 0}
+    with CpuFastPaths(['attention']):
+        F.scaled_dot_product_attention(q, q, q, dropout_p=0.5)  # its masks would need the dropout path
+    assert counted['attention'] == 0
+    with pytest.raises(ValueError, match="unknown CPU fast path.*'gemm'"):
+        CpuFastPaths(['gemm'])
+
+
+def test_hooks_and_wrappers_still_see_the_modules():
     lin = nn.Linear(8, 6)
     seen = []
     lin.register_forward_hook(lambda m, i, o: seen.append(o.shape))
     with CpuFastPaths():
         lin(torch.randn(4, 8))
     assert seen == [torch.Size([4, 6])] and not mode.active()
+
+
+def test_patch_embedding_convolution_is_one_product(counted):
+    """A stride-equals-kernel conv (a ViT stem) takes the GEMM path with conv2d's values and gradients;
+    convolutions of another shape stay PyTorch's."""
+    torch.manual_seed(0)
+    stem = nn.Conv2d(3, 16, 8, stride=8, bias=True)
+    x = torch.randn(2, 3, 32, 24, requires_grad=True)
+    ref = stem(x)
+    ref_grads = torch.autograd.grad(ref.square().sum(), (x, stem.weight, stem.bias))
+    with CpuFastPaths(['patchify']):
+        out = stem(x)
+        grads = torch.autograd.grad(out.square().sum(), (x, stem.weight, stem.bias))
+        nn.Conv2d(3, 4, 3, stride=1, padding=1)(x)  # not a patch embedding
+        nn.Conv2d(3, 4, 8, stride=8)(torch.randn(1, 3, 30, 30))  # the kernel does not divide the size
+    assert counted['patchify'] == 1 and out.shape == ref.shape == (2, 16, 4, 3)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)

@@ -102,7 +102,7 @@ def test_worker_batches_equal_inline_batches(demo_cfg):
     seen = dict(images=0, text_ids=0)
     for a, b in pairs:  # retrieval items: images and texts listed separately, so batches mix them
         inputs = _preprocessed(a)
-        _assert_same_inputs(inputs, _preprocessed(b))
+        _assert_same_inputs(inputs, _preprocessed(b), multiple=loader['collate_fn']['pad_to_multiple_of'])
         for key in seen:
             seen[key] += 0 if inputs[key] is None else len(inputs[key])
     assert seen == dict(images=250, text_ids=250)
@@ -144,12 +144,15 @@ def test_trimmed_batches_give_the_features_of_full_ids(tiny_model_cfg):
 
 def test_configs_pass_the_multiple(demo_cfg):
     loader = demo_cfg.val_dataloader.to_dict()
-    assert loader['collate_fn'] == dict(type='cnclip_mm.clip_collate')
-    built = CLIPRunner.build_dataloader(
-        dict(loader, num_workers=0, persistent_workers=False,
-             collate_fn=dict(type='cnclip_mm.clip_collate', pad_to_multiple_of=1)), seed=0)
-    widths = [batch['text_ids'].shape[1] for batch in built if batch['text_ids'] is not None]
-    assert widths and all(width < 32 for width in widths) and any(width % 8 for width in widths)
+    assert loader['collate_fn'] == dict(type='cnclip_mm.clip_collate', pad_to_multiple_of=1)  # the demo's
+    widths = {}
+    for multiple in (1, 8):
+        built = CLIPRunner.build_dataloader(
+            dict(loader, num_workers=0, persistent_workers=False,
+                 collate_fn=dict(type='cnclip_mm.clip_collate', pad_to_multiple_of=multiple)), seed=0)
+        widths[multiple] = [batch['text_ids'].shape[1] for batch in built if batch['text_ids'] is not None]
+    assert widths[1] and all(width < 32 for width in widths[1]) and any(width % 8 for width in widths[1])
+    assert all(width % 8 == 0 for width in widths[8])
 
 
 def test_auto_workers_follow_the_threads(demo_cfg):

@@ -19,7 +19,9 @@ test_pipeline = [
     dict(type='TokenizeText'),
     dict(type='PackCLIPInputs'),
 ]
-clip_collate = dict(type='cnclip_mm.clip_collate')  # a batch leaves a worker as two tensors, not two per sample
+# A batch leaves a worker as two tensors, not two per sample. The demo trains eagerly on CPU, so its captions are
+# trimmed to the longest exactly (pad_to_multiple_of=1); the default 8 keeps a compiler's shapes few.
+clip_collate = dict(type='cnclip_mm.clip_collate', pad_to_multiple_of=1)
 train_dataloader = dict(
     batch_size=64, num_workers=2, persistent_workers=True, drop_last=True, collate_fn=clip_collate,
     sampler=dict(type='DefaultSampler', shuffle=True),
