@@ -1,11 +1,17 @@
-"""PyTorch vs ONNX Runtime on CPU: image and text towers of ViT-B/16 shape (random weights), fp32.
+"""ONNX Runtime against PyTorch on CPU, both towers, same weights, in one run.
 
-    python benchmarks/deploy_cpu.py                     # batch 1 and 32, all cores
-    python benchmarks/deploy_cpu.py --threads 2 --reps 10 --out work_dirs/deploy_cpu.json
+Three backends compute the L2-normalised features of one ViT-B/16 + RoBERTa-base Chinese CLIP (random
+weights, fp32): transformers' ``ChineseCLIPModel`` (the port of the official code, the "official-style
+PyTorch model"; ``get_image_features`` / ``get_text_features``), this project's PyTorch model as the
+inferencers run it (``TorchBackend``: inference mode inside ``cpu_speed``) and the exported towers in
+ONNX Runtime (``OrtBackend``). Inputs: one 224 px image, one caption of 12 tokens and one that fills the
+52-token context (no padding). Runs alternate within each repetition, so other load hits all alike;
+prints min / median ms and the ratio of the medians (> 1: ONNX Runtime faster), with the largest
+difference of the features from the official-style model's.
 
-Both backends get the same thread count. Runs alternate (PyTorch, ORT, PyTorch, ...) so that load from
-other processes hits both alike; prints min and median per batch, items/s, and the ORT/PyTorch ratio of
-throughput (> 1: ONNX Runtime faster). Text inputs have the full context length (52).
+    python benchmarks/deploy_cpu.py                      # batch 1, threads = the CPUs this process may use
+    python benchmarks/deploy_cpu.py --batches 1 32 --reps 20 --out work_dirs/deploy_cpu.json
+    python benchmarks/deploy_cpu.py --tiny --reps 2      # the tiny test model, seconds (tests run this)
 """
 import argparse
 import json
@@ -15,79 +21,112 @@ import statistics
 import sys
 import tempfile
 import time
-
-import torch
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from mmengine.config import Config  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-
-from cnclip_mm.deployment import OrtBackend, export_towers  # noqa: E402
-from cnclip_mm.deployment.onnx_export import _example_ids  # noqa: E402
-from cnclip_mm.registry import MODELS  # noqa: E402
+from functools import partial
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+MODEL_CONFIGS = {'vit-b-16': 'configs/_base_/models/vit-b-16.py', 'tiny': 'configs/_base_/models/tiny.py'}
 
 
-def timings(fns, reps: int):
-    """Alternate the callables ``reps`` times after one warm-up each; seconds per call, per callable."""
-    for fn in fns:
+def build_models(config: str):
+    """Ours (random weights, seed 0) and transformers' ``ChineseCLIPModel`` holding the same weights."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from transformers import ChineseCLIPModel
+
+    from cnclip_mm.models.converters import build_hf_config, mm_to_hf
+    from cnclip_mm.registry import MODELS
+    from cnclip_mm.utils import share_tokenizer
+    init_default_scope('cnclip_mm')
+    torch.manual_seed(0)
+    ours = MODELS.build(share_tokenizer(Config.fromfile(osp.join(REPO, config)).to_dict())['model']).eval()
+    hf = ChineseCLIPModel(build_hf_config(ours)).eval()
+    hf.load_state_dict(mm_to_hf({k: v.detach() for k, v in ours.state_dict().items()}), strict=True)
+    return ours, hf
+
+
+def caption(batch: int, length: int, vocab_size: int) -> torch.Tensor:
+    """``[batch, length]`` ids: [CLS], random tokens, [SEP]; no padding (all backends get the same ids)."""
+    g = torch.Generator().manual_seed(length)
+    ids = torch.randint(106, vocab_size, (batch, length), generator=g)
+    ids[:, 0], ids[:, -1] = 101, 102
+    return ids
+
+
+def interleaved(fns: dict, reps: int) -> dict:
+    """ms per call of each callable, alternating them ``reps`` times after one warm-up each."""
+    for fn in fns.values():
         fn()
-    out = [[] for _ in fns]
-    for _ in range(reps):
-        for i, fn in enumerate(fns):
+    times = {name: [] for name in fns}
+    for rep in range(reps):
+        order = list(fns.items()) if rep % 2 == 0 else list(fns.items())[::-1]
+        for name, fn in order:
             start = time.perf_counter()
             fn()
-            out[i].append(time.perf_counter() - start)
-    return out
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return times
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--batches', type=int, nargs='+', default=[1, 32])
-    parser.add_argument('--reps', type=int, default=10, help='timed runs per backend and case (batch 32: /4)')
+    parser.add_argument('--batches', type=int, nargs='+', default=[1])
+    parser.add_argument('--reps', type=int, default=20, help='timed runs per backend and case')
     parser.add_argument('--threads', type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument('--onnx-dir', help='reuse an export (default: a temporary folder)')
-    parser.add_argument('--out', help='write the results as JSON')
+    parser.add_argument('--tiny', action='store_true', help='the tiny test model instead of ViT-B/16')
+    parser.add_argument('--onnx-dir', help='reuse an export of the same model (default: a temporary folder)')
+    parser.add_argument('--out', help='write the rows as JSON')
     args = parser.parse_args(argv)
 
-    init_default_scope('cnclip_mm')
+    from cnclip_mm.apis.inferencers.base import TorchBackend
+    from cnclip_mm.deployment import OrtBackend, export_towers
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(osp.join(REPO, 'configs/_base_/models/vit-b-16.py')).model).eval()
+    ours, hf = build_models(MODEL_CONFIGS['tiny' if args.tiny else 'vit-b-16'])
     onnx_dir = args.onnx_dir or tempfile.mkdtemp(prefix='cnclip_bench_onnx_')
     if not osp.isfile(osp.join(onnx_dir, 'meta.json')):
-        start = time.perf_counter()
-        export_towers(model, onnx_dir, validate=False)
-        print(f'export: {time.perf_counter() - start:.1f} s -> {onnx_dir}')
+        export_towers(ours, onnx_dir)
     ort = OrtBackend(onnx_dir, num_threads=args.threads)
-    print(f'threads: {args.threads} (torch {torch.__version__}, onnxruntime via {ort.image_session.get_providers()})')
+    torch_backend = TorchBackend(ours)
+    size, context = ort.meta['image_size'], ort.meta['context_length']
+    vocab = ours.text_encoder.bert.config.vocab_size
+    cpu = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo') if line.startswith('model name')),
+               'unknown CPU')
+    print(f'{cpu}, {args.threads} threads, load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}, '
+          f'{"tiny" if args.tiny else "ViT-B/16"} towers, {args.reps} interleaved runs per case')
+    print('| tower | batch | official-style PyTorch min / median ms | ours | ONNX Runtime | '
+          'ORT vs official-style | ORT vs ours | max abs diff |')
+    print('| --- | --- | --- | --- | --- | --- | --- | --- |')
+    def official_image(images):
+        return F.normalize(hf.get_image_features(pixel_values=images).pooler_output, dim=-1)
+
+    def official_text(ids):
+        return F.normalize(hf.get_text_features(input_ids=ids, attention_mask=(ids != 0).long()).pooler_output,
+                           dim=-1)
+
     rows = []
-    header = f'{"tower":5} {"batch":>5} | {"torch min/med ms":>18} | {"ORT min/med ms":>18} | ' \
-             f'{"torch /s":>9} {"ORT /s":>9} | {"ratio":>5}'
-    print(header)
     for batch in args.batches:
-        reps = max(3, args.reps // 4) if batch > 8 else args.reps
-        images = torch.randn(batch, 3, 224, 224)
-        ids = _example_ids(batch, 52, 21128)
-        with torch.no_grad():
-            diff = max(float((ort.image_feats(images) - model.extract_image_feat(images)).abs().max()),
-                       float((ort.text_feats(ids) - model.extract_text_feat(ids)).abs().max()))
-            for tower, run_torch, run_ort in (
-                    ('image', lambda x=images: model.extract_image_feat(x), lambda x=images: ort.image_feats(x)),
-                    ('text', lambda x=ids: model.extract_text_feat(x), lambda x=ids: ort.text_feats(x))):
-                t_torch, t_ort = timings([run_torch, run_ort], reps)
-                med_torch, med_ort = statistics.median(t_torch), statistics.median(t_ort)
-                row = dict(tower=tower, batch=batch, reps=reps, threads=args.threads,
-                           torch_min_ms=1e3 * min(t_torch), torch_median_ms=1e3 * med_torch,
-                           ort_min_ms=1e3 * min(t_ort), ort_median_ms=1e3 * med_ort,
-                           torch_per_s=batch / med_torch, ort_per_s=batch / med_ort,
-                           ratio=med_torch / med_ort, max_abs_diff=diff)
-                rows.append(row)
-                print(f'{tower:5} {batch:5d} | {row["torch_min_ms"]:8.1f} /{med_torch * 1e3:8.1f} | '
-                      f'{row["ort_min_ms"]:8.1f} /{med_ort * 1e3:8.1f} | {row["torch_per_s"]:9.1f} '
-                      f'{row["ort_per_s"]:9.1f} | {row["ratio"]:5.2f}x', flush=True)
+        images = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(batch))
+        cases = [('image', images, official_image, torch_backend.image_feats, ort.image_feats)]
+        cases += [(f'text ({length} tokens)', caption(batch, length, vocab), official_text, torch_backend.text_feats,
+                   ort.text_feats) for length in sorted({min(12, context), context})]
+        for name, inputs, official, own, onnx in cases:
+            fns = {'official': partial(official, inputs), 'ours': partial(own, inputs), 'ort': partial(onnx, inputs)}
+            with torch.inference_mode():
+                ref = fns['official']()
+                diff = max(float((fns[k]() - ref).abs().max()) for k in ('ours', 'ort'))
+                times = interleaved(fns, args.reps)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            row = dict(tower=name, batch=batch, threads=args.threads, reps=args.reps, max_abs_diff=diff,
+                       **{f'{k}_min_ms': min(v) for k, v in times.items()},
+                       **{f'{k}_median_ms': m for k, m in med.items()},
+                       ort_vs_official=med['official'] / med['ort'], ort_vs_ours=med['ours'] / med['ort'])
+            rows.append(row)
+            cells = ' | '.join(f'{min(times[k]):.1f} / {med[k]:.1f}' for k in ('official', 'ours', 'ort'))
+            print(f'| {name} | {batch} | {cells} | {row["ort_vs_official"]:.2f}x | {row["ort_vs_ours"]:.2f}x | '
+                  f'{diff:.1e} |', flush=True)
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:
