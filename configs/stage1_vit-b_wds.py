@@ -1,6 +1,6 @@
 # Stage 1 ViT-B/16 streamed from WebDataset tar shards (img2dataset layout; write them with
 # tools/data/convert_to_shards.py), iteration-based: resampled shards, an epoch every 5000 iterations.
-# python tools/train.py THIS_FILE  |  tools/dist_train.sh THIS_FILE 8   (docs/training.md, "Shards")
+# python tools/train.py THIS_FILE  |  tools/dist_train.sh THIS_FILE 8   (docs/training.md#shards-webdataset-streaming)
 _base_ = ['./stage1_vit-b.py']
 max_iters = 100000
 train_dataloader = dict(

@@ -67,7 +67,7 @@ def build_config(args: argparse.Namespace) -> Config:
 def data_hint(cfg: Config) -> str:
     from cnclip_mm.engine.preflight import DATA_HINTS
     dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
-    hint = DATA_HINTS.get(dataset.get('type'), 'see docs/evaluation.md "Data"')
+    hint = DATA_HINTS.get(dataset.get('type'), 'see docs/evaluation.md#data')
     root = dataset.get('data_root', '?')
     return (f'The test data is expected under data_root={root!r} (change it with --cfg-options '
             f'test_dataloader.dataset.data_root=...). To prepare it: {hint.format(root=root)}.')

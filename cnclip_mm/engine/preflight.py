@@ -24,7 +24,7 @@ DATA_HINTS = {
                             '--data-dir {root} --splits SPLIT (or use type=ImageTextTSVDataset on the TSVs)',
     'DemoImageTextDataset': 'generate it there: python tools/data/make_demo_data.py --root {root} (or set '
                             'generate_if_missing=True in the dataset config, as configs/demo/ do)',
-    'ImageTextJsonlDataset': 'a captions jsonl plus an image folder (docs/data.md, "Your own data")',
+    'ImageTextJsonlDataset': 'a captions jsonl plus an image folder (docs/data.md#your-own-data)',
 }
 INIT_HINTS = {
     'OpenAICLIPVisual': 'the OpenAI CLIP image weights (openai/CLIP release, e.g. ViT-B-16.pt; open_clip .bin for '
@@ -249,7 +249,7 @@ def _checkpoints(cfg, mode: str, checkpoint: Optional[str]) -> Iterator[Missing]
     if mode == 'test' and checkpoint and _absent(checkpoint):
         yield Missing('checkpoint to evaluate', checkpoint,
                       'an official .pt, a Hugging Face folder, an mmpretrain .pth or a cnclip-mm checkpoint '
-                      '(docs/evaluation.md, "Reproducing the published numbers")')
+                      '(docs/evaluation.md#reproducing-the-published-numbers)')
     elif mode == 'test' and checkpoint and (problem := _unfetchable(checkpoint)):
         yield Missing(f'weights of {checkpoint}', problem,
                       'or give a local checkpoint path instead of the name / URL')

@@ -61,7 +61,7 @@ def test_test_tool_lists_data_checkpoint_and_vocab(tmp_path, no_hub, no_model_bu
     message = str(info.value)
     assert message.startswith('3 input(s)')
     assert 'cifar-100-python.tar.gz' in message and str(tmp_path / 'cifar') in message
-    assert f'{tmp_path / "clip_cn_vit-b-16.pt"}' in message and 'Reproducing the published numbers' in message
+    assert f'{tmp_path / "clip_cn_vit-b-16.pt"}' in message and 'docs/evaluation.md#reproducing-the-published-numbers' in message
     assert f'tokenizer vocabulary (tokenizer.vocab_file): {tmp_path / "vocab.txt"} (no such file' in message
 
 

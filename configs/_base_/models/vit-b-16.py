@@ -1,6 +1,7 @@
 # Chinese CLIP ViT-B/16: CLIP ViT-B/16 image tower + RoBERTa-wwm-ext-base text tower (188M params).
 # The one tokenizer of every config built on a model base: it feeds model.tokenizer and every TokenizeText
-# step that names none (docs/design.md "Tokenizer"). vocab_file=None: the official vocab shipped in the package;
+# step that names none (docs/design.md#tokenizer-one-key-per-config). vocab_file=None: the official vocab
+# shipped in the package;
 # --cfg-options tokenizer.vocab_file=PATH|FOLDER|HUB_NAME changes the model and all pipelines at once.
 tokenizer = dict(type='ChineseTokenizer', vocab_file=None, context_length=52)
 model = dict(
