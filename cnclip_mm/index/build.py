@@ -12,8 +12,9 @@ import numpy as np
 from torch import nn
 
 from .faiss_index import EXACT_MAX, VectorIndex
+from .feature_shards import read_feature_shard
 from .identity import check_identity, model_identity
-from .sources import GallerySource, feature_shards, image_items, read_feature_shard
+from .sources import GallerySource, feature_shards, image_items
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Images: a folder, a glob or a list (:class:`~cnclip_mm.apis.inferencers.Gallery`
 the folder), an official ``*_imgs.tsv`` (its image ids; decoded only when encoded, so a resumed build skips
 the lines it has), WebDataset ``.tar`` shards (``json`` ``image_id`` or the sample key; an image repeated
 with several captions counts once). Features: ``.npz`` shards written by
-tools/analysis/extract_features.py (``ids``, ``feats``, ``model``), added without the model.
+tools/analysis/extract_features.py (:mod:`cnclip_mm.index.feature_shards`), added without encoding.
 """
 import glob
 import io
@@ -13,7 +13,6 @@ import os
 import os.path as osp
 from typing import Any, Callable, Iterator, List, Sequence, Tuple, Union
 
-import numpy as np
 from PIL import Image
 
 GallerySource = Union[str, os.PathLike, Sequence[Any]]
@@ -42,18 +41,6 @@ def is_webdataset(source: GallerySource) -> bool:
     return bool(strings) and all('.tar' in osp.basename(s) for s in strings)  # x.tar, x-{0..9}.tar
 
 
-def read_feature_shard(path: str) -> Tuple[List[str], np.ndarray, dict]:
-    """``(ids, feats [N, D] float32, model identity)`` of one shard (plain arrays, no pickle)."""
-    with np.load(path, allow_pickle=False) as shard:
-        missing = {'ids', 'feats', 'model'} - set(shard.files)
-        if missing:
-            raise ValueError(f'{path}: not a feature shard, missing {sorted(missing)}')
-        ids, feats, model = shard['ids'].tolist(), shard['feats'].astype(np.float32), json.loads(str(shard['model']))
-    if feats.ndim != 2 or len(feats) != len(ids):
-        raise ValueError(f'{path}: {len(ids)} ids for feats of shape {feats.shape}')
-    return [str(i) for i in ids], feats, model
-
-
 def image_items(source: GallerySource) -> Tuple[Iterator[Tuple[str, Callable[[], Any]]], int]:
     """``((id, load) per image, count or -1)``; ``load()`` returns something
     :func:`~cnclip_mm.apis.inference.preprocess_images` takes (path, PIL image, array)."""
@@ -67,7 +54,7 @@ def image_items(source: GallerySource) -> Tuple[Iterator[Tuple[str, Callable[[],
         return iter_tsv(strings[0]), count
     if is_webdataset(source):
         from cnclip_mm.datasets.webdataset_shards import expand_shards
-        return _shard_images(expand_shards(strings)), -1
+        return shard_images(expand_shards(strings)), -1
     gallery = Gallery(source)
     return ((str(i), _constant(item)) for i, item in zip(gallery.ids, gallery.items)), len(gallery)
 
@@ -76,7 +63,8 @@ def _constant(item: Any) -> Callable[[], Any]:
     return lambda: item
 
 
-def _shard_images(urls: Sequence[str]) -> Iterator[Tuple[str, Callable[[], Any]]]:
+def shard_images(urls: Sequence[str]) -> Iterator[Tuple[str, Callable[[], Any]]]:
+    """``(image_id, decode)`` per distinct image of WebDataset shards, in shard order."""
     import webdataset as wds
 
     from cnclip_mm.datasets.webdataset_shards import IMAGE_EXTS

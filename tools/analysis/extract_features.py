@@ -1,11 +1,18 @@
-"""Image and text features of a config's test set, saved as .npy with jsonl ids.
+"""Image and text features of a config's test set, or image features of WebDataset shards for an index.
 
     python tools/analysis/extract_features.py configs/retrieval_flickr30k-cn_vit-b-16.py ckpt.pt \
         --out-dir work_dirs/feats_flickr
+    torchrun --nproc_per_node 8 tools/analysis/extract_features.py ckpt.pt \
+        --shards 'data/shards/{00000..01023}.tar' --out-dir work_dirs/gallery_feats --launcher pytorch
+    python tools/index/build_index.py ckpt.pt work_dirs/gallery_feats --out gallery.index
 
-Writes image_feats.npy [I, D] + image_ids.jsonl ({"image_id": ..}) and text_feats.npy [T, D] +
+Test set: writes image_feats.npy [I, D] + image_ids.jsonl ({"image_id": ..}) and text_feats.npy [T, D] +
 text_ids.jsonl ({"text_id": .., "image_ids": [ground truth]}); rows are L2-normalised float32.
 Items without an image_id (zero-shot sets) are named by their dataset index and keep gt_label.
+
+--shards: the model is a name or checkpoint (CONFIG CKPT also works); each rank encodes its share of the
+shards into one .npz per shard (ids + features + model identity, see cnclip_mm.index.feature_shards),
+skipping shards already written; rank 0 removes ids repeated across shards and writes manifest.json.
 """
 import argparse
 import json
@@ -65,11 +72,55 @@ def save(result: Dict[str, list], out_dir: str) -> List[str]:
     return written
 
 
+def extract_gallery_shards(args: argparse.Namespace) -> List[str]:
+    """--shards: this rank's feature shards, then (rank 0, after all ranks) the cross-shard dedup + manifest."""
+    from mmengine.dist import barrier, get_dist_info, is_main_process
+
+    from cnclip_mm.apis.inferencers import FeatureExtractor
+    from cnclip_mm.datasets.webdataset_shards import expand_shards
+    from cnclip_mm.index.feature_shards import MANIFEST, extract_shards, finalize
+    from cnclip_mm.index.identity import model_identity
+    from cnclip_mm.models.zoo import is_model_name, resolve_weights
+    if args.launcher == 'pytorch':  # torchrun's env:// variables; gloo on CPU-only machines
+        if torch.cuda.is_available():
+            args.device = f'cuda:{int(os.environ["LOCAL_RANK"])}'
+            torch.cuda.set_device(args.device)
+        torch.distributed.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
+    rank, world = get_dist_info()
+    config, weights = (args.config, args.checkpoint) if args.checkpoint else (None, args.config)
+    if is_model_name(weights) and config is None:
+        from cnclip_mm.models.zoo import get_model
+        model = get_model(weights, pretrained=True, device=args.device)
+    else:
+        from cnclip_mm.models.builder import init_model
+        model = init_model(config, resolve_weights(weights), device=args.device)
+    extractor = FeatureExtractor(model, backend=args.backend, onnx_dir=args.onnx_dir, batch_size=args.batch_size)
+    urls = expand_shards(args.shards)
+    extract_shards(extractor.image_features, model_identity(model, weights), urls, args.out_dir, rank, world,
+                   args.batch_size)
+    barrier()
+    if is_main_process():
+        counts = finalize(urls, args.out_dir)
+        print(f'wrote {len(counts)} feature shards ({sum(counts.values())} images) and {MANIFEST} to '
+              f'{args.out_dir}')
+    barrier()
+    if args.launcher == 'pytorch':
+        torch.distributed.destroy_process_group()
+    return sorted(osp.join(args.out_dir, name) for name in os.listdir(args.out_dir) if name.endswith('.npz'))
+
+
 def main(argv: Optional[List[str]] = None) -> List[str]:
-    parser = argparse.ArgumentParser(description='Extract image/text features of a test set')
-    parser.add_argument('config')
-    parser.add_argument('checkpoint', help='any format the converters know (official, HF, mmpretrain, own)')
+    parser = argparse.ArgumentParser(description='Extract image/text features of a test set, or image features '
+                                     'of WebDataset shards (--shards)')
+    parser.add_argument('config', help='config file; with --shards: a model name or checkpoint, or a config '
+                        'followed by the checkpoint')
+    parser.add_argument('checkpoint', nargs='?',
+                        help='any format the converters know (official, HF, mmpretrain, own)')
     parser.add_argument('--out-dir', required=True)
+    parser.add_argument('--shards', nargs='+', help='WebDataset .tar shards (globs, brace patterns) of a gallery')
+    parser.add_argument('--batch-size', type=int, default=32, help='--shards: images per forward pass')
+    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none',
+                        help='--shards: distributed launcher (pytorch: torchrun)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch')
@@ -77,6 +128,10 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
     args = parser.parse_args(argv)
 
     init_default_scope('cnclip_mm')
+    if args.shards:
+        return extract_gallery_shards(args)
+    if not args.checkpoint:
+        parser.error('the test-set mode needs CONFIG CHECKPOINT (or give --shards)')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
