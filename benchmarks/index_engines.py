@@ -154,13 +154,13 @@ def main(argv=None) -> List[Dict]:
                         help='synthetic sets (none: only --demo-checkpoint)')
     parser.add_argument('--demo-checkpoint', help='a demo checkpoint (tools/run_demo.py): adds the demo data set')
     parser.add_argument('--engines', nargs='+', default=['exact', 'faiss-ivf', 'usearch-hnsw'], choices=ENGINES)
-    parser.add_argument('--tiny', action='store_true', help='6000 x 32-d, 100 queries: seconds')
+    parser.add_argument('--tiny', action='store_true', help='3000 x 32-d, 100 queries: seconds')
     args = parser.parse_args(argv)
     from cnclip_mm.index import EXACT_MAX
     exact_max = EXACT_MAX
     if args.tiny:
-        args.n, args.dim, args.queries = 6000, 32, 100
-        exact_max = 2000  # so the tiny run takes the IVF path as the 100k one does
+        args.n, args.dim, args.queries = 3000, 32, 100
+        exact_max = 1000  # so the tiny run takes the IVF path as the 100k one does
     if 'exact' not in args.engines:
         args.engines.insert(0, 'exact')
     results = []
