@@ -135,6 +135,8 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    from cnclip_mm.utils import share_tokenizer
+    share_tokenizer(cfg)  # the pipelines tokenise with the config's tokenizer (vocab, context length), as in training
     from mmengine.runner import Runner
 
     from cnclip_mm.models.builder import init_model
