@@ -93,7 +93,8 @@ class _RingSigmoidLoss(torch.autograd.Function):
             with torch.enable_grad():
                 leaves = [t.detach().requires_grad_() for t in (image_feats, texts, scale, bias)]
                 block = sigmoid_block_loss(*leaves, positive_offset)
-                return torch.autograd.grad(block, leaves)
+                # Scaled here by this rank's own output gradient: the text gradients travel to other ranks.
+                return torch.autograd.grad(block, leaves, grad.to(block.dtype))
 
         g_image, g_text, g_scale, g_bias = block_grads(text_feats, 0)
         held, gathered = text_feats, torch.zeros_like(text_feats)
@@ -104,7 +105,7 @@ class _RingSigmoidLoss(torch.autograd.Function):
             g_scale, g_bias = g_scale + d_scale, g_bias + d_bias
         if world > 1:
             g_text = g_text + pass_right(gathered)  # back to the owner: the texts have gone full circle
-        return g_image * grad, g_text * grad, g_scale * grad, g_bias * grad
+        return g_image, g_text, g_scale, g_bias
 
 
 @MODELS.register_module()
