@@ -98,3 +98,26 @@ def test_the_cut_falls_between_word_pieces_as_in_the_official_code(vocab_file, v
         text = '天' * (length - 3) + '5999'
         ids = ChineseTokenizer(vocab_file, context_length=length)(text)[0].tolist()
         assert ids == [101] + [vocab['天']] * (length - 3) + [vocab['599'], 102]
+
+
+def test_feature_extraction_tokenises_at_the_configs_length(tmp_path, vocab_file, monkeypatch):
+    """tools/analysis/extract_features.py hands its test pipeline the config's tokenizer (here 128 tokens)."""
+    from mmengine.runner import Runner
+
+    from tests.test_evaluation.eval_fixtures import load_tool, tiny_test_config
+    cfg_file = tiny_test_config(tmp_path, 'retrieval_coco-cn_vit-b-16.py', str(tmp_path), vocab_file, retrieval=False)
+    text = open(cfg_file, encoding='utf-8').read().replace(
+        "dict(type='PackCLIPInputs')", "dict(type='TokenizeText'), dict(type='PackCLIPInputs')")
+    open(cfg_file, 'w', encoding='utf-8').write(text + 'tokenizer = dict(context_length=128)\n')
+    checkpoint = str(tmp_path / 'tiny.pth')
+    torch.save(dict(state_dict=MODELS.build(Config.fromfile(cfg_file).model).state_dict()), checkpoint)
+    seen = []
+
+    def capture(loader_cfg):
+        seen.extend(s for s in loader_cfg['dataset']['pipeline'] if s['type'] == 'TokenizeText')
+        raise InterruptedError('stop after the loader config')
+
+    monkeypatch.setattr(Runner, 'build_dataloader', staticmethod(capture))
+    with pytest.raises(InterruptedError):
+        load_tool('analysis/extract_features.py').main([cfg_file, checkpoint, '--out-dir', str(tmp_path / 'f')])
+    assert [s['tokenizer']['context_length'] for s in seen] == [128]
