@@ -36,7 +36,8 @@ def _direct_probs(model, arrays):
         img = model.extract_image_feat(model.data_preprocessor.normalize(pixels))
         cls = torch.stack([F.normalize(model.extract_text_feat([t.format(c) for t in TEMPLATES]), dim=-1).mean(0)
                            for c in CLASSES])
-    return (100 * img @ F.normalize(cls, dim=-1).T).softmax(-1)
+    scale = model.logit_scale.detach().exp().clamp(max=100)  # the model's own (100 for released weights)
+    return (scale * img @ F.normalize(cls, dim=-1).T).softmax(-1)
 
 
 def test_classifier_on_paths_pil_arrays(tiny_model_cfg, images):
