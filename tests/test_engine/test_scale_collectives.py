@@ -1,5 +1,6 @@
 """Collectives under 2-process gloo: the stream loop's end-of-data agreement runs on the backend's device
-(CUDA under NCCL), and bad samples skipped on rank 1 reach rank 0's log (counts summed, messages per rank)."""
+(CUDA under NCCL), and bad samples skipped (truncated captions) on rank 1 reach rank 0's log (counts summed,
+messages per rank)."""
 import os
 import tempfile
 from types import SimpleNamespace
@@ -46,7 +47,16 @@ def _worker(rank, port, data_root, out_dir):
     import cnclip_mm.datasets.bad_samples as bad_samples
     bad_samples.print_log = lambda msg, **kwargs: logs.append(msg)
     BadSampleReportHook().after_train_epoch(SimpleNamespace(train_dataloader=loader, epoch=0))
-    torch.save(dict(agreed=agreed, local_count=local_count, logs=logs, after=dataset.bad_samples.count),
+    # Truncated captions: rank r cuts r + 1 of its 3, rank 0 logs the sums.
+    from cnclip_mm.datasets import TruncationReportHook, truncation
+    from cnclip_mm.registry import TRANSFORMS
+    step = TRANSFORMS.build(dict(type='TokenizeText', context_length=4))
+    for i, text in enumerate(['猫', '一二三四五', '一二三四五六'] if rank else ['猫', '狗', '一二三四五']):
+        step(dict(text=text, text_source=f'rank {rank} line {i + 1}'))
+    truncation.print_log = lambda msg, **kwargs: logs.append(msg)
+    cut = TruncationReportHook._report(SimpleNamespace(train_dataloader=SimpleNamespace(
+        dataset=SimpleNamespace(pipeline=SimpleNamespace(transforms=[step])))), 'train_dataloader', 'epoch 0')
+    torch.save(dict(agreed=agreed, local_count=local_count, logs=logs, after=dataset.bad_samples.count, cut=cut),
                os.path.join(out_dir, f'rank{rank}.pt'))
     dist.destroy_process_group()
 
@@ -63,7 +73,11 @@ def test_two_ranks_agree_and_rank0_logs_every_ranks_bad_samples(tmp_path):
         assert res['after'] == 0  # reset on every rank
     assert [res['local_count'] for res in results] == [0, 1]  # the bad sample lived on rank 1
     assert results[1]['logs'] == []  # rank 1's logger would drop warnings: rank 0 reports for it
-    (log,) = results[0]['logs']
+    log, cut_log = results[0]['logs']
+    assert [res['cut'] for res in results] == [(3, 6), (3, 6)]  # summed over ranks on every rank
+    assert cut_log.startswith('epoch 0: TokenizeText: 3 of 6 caption(s) (50.00%) longer than the context length 4, '
+                              'truncated (rank 0: 1, rank 1: 2)')
+    assert 'rank 0 line 3' in cut_log and 'rank 1 line 3' in cut_log
     assert 'epoch 0: skipped 1 bad sample(s) (rank 0: 0, rank 1: 1)' in log
     assert 'rank 1: ' in log and 'train_imgs.tsv line 3 (image_id 3): corrupt or truncated image' in log
 
