@@ -1,5 +1,6 @@
 """Install cnclip-mm: ``pip install -c requirements/constraints.txt -e .`` (extras: ``[tests]``,
-``[deploy]`` ONNX Runtime, ``[demo]`` Gradio, ``[adapters]`` peft, ``[serve]`` FastAPI + uvicorn, ``[index]`` faiss).
+``[deploy]`` ONNX Runtime, ``[demo]`` Gradio, ``[adapters]`` peft, ``[serve]`` FastAPI + uvicorn, ``[index]`` faiss,
+``[milvus]`` pymilvus + Milvus Lite).
 
 ``install_requires`` holds compatible ranges (a user's own torch stays); the tested exact versions are
 ``requirements/constraints.txt``.
@@ -55,10 +56,11 @@ setup(
         'adapters': read_requirements('adapters.txt'),  # LoRA and other adapters through peft
         'serve': read_requirements('serve.txt'),  # the embeddings service (FastAPI + uvicorn)
         'index': read_requirements('index.txt'),  # the vector index (faiss)
+        'milvus': read_requirements('milvus.txt'),  # the same index API on a Milvus server or Milvus Lite file
         # the suite tests every optional part too
         'tests': read_requirements('tests.txt') + read_requirements('deploy.txt') + read_requirements('demo.txt')
         + read_requirements('fast.txt') + read_requirements('adapters.txt') + read_requirements('serve.txt')
-        + read_requirements('index.txt'),
+        + read_requirements('index.txt') + read_requirements('milvus.txt'),
     },
     license='Apache-2.0',
     cmdclass={'build_py': BuildWithConfigs},

@@ -5,35 +5,37 @@ and the index is saved atomically (:meth:`VectorIndex.save`) every ``save_every`
 killed at any point continues where its last save left off.
 """
 import logging
-import os.path as osp
 from typing import Any, Iterable, Optional
 
 import numpy as np
 from torch import nn
 
-from .faiss_index import EXACT_MAX, VectorIndex
+from .faiss_index import EXACT_MAX
 from .feature_shards import read_feature_shard
 from .identity import check_identity, model_identity
 from .sources import GallerySource, feature_shards, image_items
+from .store import AnyIndex, create_index, index_exists, open_index
 
 logger = logging.getLogger(__name__)
 
 
 def open_or_create(path: str, dim: int, identity: dict, exact_max: int = EXACT_MAX,
-                   nprobe: Optional[int] = None) -> VectorIndex:
-    """The index at ``path`` (refusing another model's), or a new empty one."""
-    if osp.isfile(osp.join(path, 'CURRENT')):
-        index = VectorIndex.load(path)
+                   nprobe: Optional[int] = None) -> AnyIndex:
+    """The index at ``path`` (a folder or a Milvus URL / file; refusing another model's), or a new empty one."""
+    if index_exists(path):
+        index = open_index(path)
         index.check_model(identity)
         return index
-    logger.info('%s: new index, exact search up to %d vectors, approximate (IVF) beyond', path, exact_max)
-    return VectorIndex.create(path, dim, identity, exact_max=exact_max, nprobe=nprobe)
+    index = create_index(path, dim, identity, exact_max=exact_max, nprobe=nprobe)
+    logger.info('%s: new index, %s', path, f'exact search up to {exact_max} vectors, approximate (IVF) beyond'
+                if index.kind == 'exact' else f'{index.kind} (Milvus chooses the index)')
+    return index
 
 
 def build_index(model: Optional[nn.Module], gallery: GallerySource, out: str, source: Optional[str] = None,
                 batch_size: int = 32, save_every: int = 1024, exact_max: int = EXACT_MAX,
                 nprobe: Optional[int] = None, delete: Iterable = (), backend: str = 'pytorch',
-                progress: bool = True, **backend_kwargs: Any) -> VectorIndex:
+                progress: bool = True, **backend_kwargs: Any) -> AnyIndex:
     """Add a gallery's images (or feature shards) to the index at ``out``, creating it if needed.
 
     Args:
@@ -41,7 +43,7 @@ def build_index(model: Optional[nn.Module], gallery: GallerySource, out: str, so
             ``None``: ``gallery`` must be feature shards).
         gallery: folder / glob / ``*_imgs.tsv`` / WebDataset ``.tar`` shards / list of images, or ``.npz``
             feature shards from tools/analysis/extract_features.py (see :mod:`cnclip_mm.index.sources`).
-        out: the index folder.
+        out: the index folder, or a Milvus URL / Lite file (see :func:`~cnclip_mm.index.open_index`).
         source: the model's name or checkpoint path, recorded in the index.
         batch_size: images per forward pass.
         save_every: images between saves (what a killed build can lose).
@@ -69,37 +71,34 @@ def build_index(model: Optional[nn.Module], gallery: GallerySource, out: str, so
     removed = index.delete(delete)
     items, count = image_items(gallery)
     bar = tqdm(total=count if count >= 0 else None, desc='indexing', unit='img', disable=not progress)
-    pending_ids, pending = [], []
+    chunk = []
     added = skipped = unsaved = 0
 
-    def flush():
-        nonlocal added, unsaved
-        feats = extractor.image_features([load() for load in pending], batch_size)
-        index.add(pending_ids, feats.numpy())
-        added += len(pending_ids)
-        unsaved += len(pending_ids)
-        bar.update(len(pending_ids))
-        pending_ids.clear()
-        pending.clear()
+    def encode_new():
+        """Add the chunk's items the index lacks (decoded only now); save every ``save_every``."""
+        nonlocal added, skipped, unsaved
+        present = index.existing([item_id for item_id, _ in chunk])
+        todo = [(item_id, load) for item_id, load in chunk if item_id not in present]
+        if todo:
+            feats = extractor.image_features([load() for _, load in todo], batch_size)
+            index.add([item_id for item_id, _ in todo], feats.numpy())
+        added, skipped, unsaved = added + len(todo), skipped + len(present), unsaved + len(todo)
+        bar.update(len(chunk))
+        chunk.clear()
+        if unsaved >= save_every:
+            index.save()
+            unsaved = 0
 
     seen = set()
     for item_id, load in items:
         if item_id in seen:
             raise ValueError(f'{gallery!r}: id {item_id!r} occurs twice; gallery ids must be unique')
         seen.add(item_id)
-        if item_id in index:
-            skipped += 1
-            bar.update()
-            continue
-        pending_ids.append(item_id)
-        pending.append(load)
-        if len(pending) == batch_size:
-            flush()
-            if unsaved >= save_every:
-                index.save()
-                unsaved = 0
-    if pending:
-        flush()
+        chunk.append((item_id, load))
+        if len(chunk) == batch_size:
+            encode_new()
+    if chunk:
+        encode_new()
     bar.close()
     index.save()
     logger.info('%s: %d added, %d already indexed (skipped), %d deleted; %d vectors, %s search',
@@ -107,7 +106,7 @@ def build_index(model: Optional[nn.Module], gallery: GallerySource, out: str, so
     return index
 
 
-def _add_feature_shards(shards, out, model, exact_max, nprobe, delete, progress) -> VectorIndex:
+def _add_feature_shards(shards, out, model, exact_max, nprobe, delete, progress) -> AnyIndex:
     from tqdm import tqdm
     index = None
     removed = added = 0
@@ -120,7 +119,8 @@ def _add_feature_shards(shards, out, model, exact_max, nprobe, delete, progress)
             removed = index.delete(delete)
         else:
             check_identity(index.meta['model'], identity, f'the index {out} (adding {path})')
-        new = np.array([i not in index for i in ids], bool)
+        present = index.existing(ids)
+        new = np.array([i not in present for i in ids], bool)
         index.add([i for i, keep in zip(ids, new) if keep], feats[new])
         added += int(new.sum())
         index.save()

@@ -14,7 +14,7 @@ import math
 import os
 import os.path as osp
 import shutil
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -151,6 +151,10 @@ class VectorIndex:
 
     def __contains__(self, item_id) -> bool:
         return str(item_id) in self._key_of
+
+    def existing(self, ids: Sequence) -> Set[str]:
+        """Which of ``ids`` are in the index."""
+        return {str(i) for i in ids if str(i) in self._key_of}
 
     @property
     def ids(self) -> List[str]:

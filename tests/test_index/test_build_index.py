@@ -123,3 +123,20 @@ def test_demo_searches_the_index(assets, folder_index):
     index_only = build_demo(assets['model'], index=folder_index, topk=4)  # no gallery: the table, no thumbnails
     thumbs, table = {f.api_name: f.fn for f in index_only.fns.values()}['search'](QUERIES[0], 4)
     assert thumbs == [] and [row[0] for row in table] == [m['id'] for m in expected]
+
+
+def test_milvus_lite_behind_the_same_api(assets, folder_index, tmp_path):
+    """A Milvus Lite file (the client a Milvus server URL uses too): build, search, delete, refuse a model."""
+    uri = str(tmp_path / 'gallery.db')
+    build_tool().main([assets['ckpt'], assets['gallery'], '--out', uri, '--batch-size', '8', '--no-progress'])
+    faiss_results = TextToImageRetrievalInferencer(assets['model'], index=folder_index, topk=5)(QUERIES)
+    milvus_results = TextToImageRetrievalInferencer(assets['model'], index=uri, topk=5)(QUERIES)
+    for f, m in zip(faiss_results, milvus_results):
+        assert [x['id'] for x in m['matches']] == [x['id'] for x in f['matches']]
+        assert [x['score'] for x in m['matches']] == pytest.approx([x['score'] for x in f['matches']], abs=1e-5)
+    index = open_index(uri)
+    assert index.delete(['img004.jpg', 'nope']) == 1 and len(index) == GALLERY_SIZE - 1
+    np.testing.assert_allclose(index.get_vectors(['img007.jpg']), open_index(folder_index).get_vectors(['img007.jpg']),
+                               atol=1e-6)
+    with pytest.raises(ModelMismatchError):
+        build_tool().main([assets['other_ckpt'], assets['gallery'], '--out', uri, '--no-progress'])

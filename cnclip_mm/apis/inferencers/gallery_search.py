@@ -22,7 +22,7 @@ class GallerySearch:
         model: the inferencer's model (its fingerprint keys the feature cache and is checked against the index).
         backend: the feature backend's name (part of the cache key).
         gallery: folder / TSV / glob / list of images (see :class:`Gallery`), or None with an index.
-        index: an index folder or an open :class:`~cnclip_mm.index.VectorIndex`.
+        index: an index folder / Milvus URL, or an open index (:func:`cnclip_mm.index.open_index`).
         cache_file: where brute-force gallery features are cached.
     """
 
@@ -35,9 +35,9 @@ class GallerySearch:
         self.feats: Optional[torch.Tensor] = None
         self.from_cache = None
         if index is not None:
-            from cnclip_mm.index.faiss_index import VectorIndex
             from cnclip_mm.index.identity import model_identity
-            self.index = index if isinstance(index, VectorIndex) else VectorIndex.load(os.fspath(index))
+            from cnclip_mm.index.store import open_index
+            self.index = open_index(os.fspath(index)) if isinstance(index, (str, os.PathLike)) else index
             self.index.check_model(model_identity(model))
             self._position = {str(i): p for p, i in enumerate(self.gallery.ids)} if self.gallery else {}
         else:
