@@ -18,6 +18,7 @@ _SOURCES = {
     'encode_texts': 'cnclip_mm.apis.inference',
     'FeatureExtractor': 'cnclip_mm.apis.inferencers',
     'ImageClassificationInferencer': 'cnclip_mm.apis.inferencers',
+    'ImageToImageRetrievalInferencer': 'cnclip_mm.apis.inferencers',
     'ImageToTextRetrievalInferencer': 'cnclip_mm.apis.inferencers',
     'TextToImageRetrievalInferencer': 'cnclip_mm.apis.inferencers',
     'ZeroShotClassificationInferencer': 'cnclip_mm.apis.inferencers',
