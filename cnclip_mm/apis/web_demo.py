@@ -40,14 +40,13 @@ def percent(p: float) -> str:
 def truncation_note(model: nn.Module, query: str) -> str:
     """'' when ``query`` fits the model's context length, else what was kept of it."""
     tokenizer = model.tokenizer
-    ids, cut = tokenizer.encode(query)
-    if not cut:
+    if not tokenizer.encode(query)[1]:  # (ids, cut off)
         return ''
     kept = tokenizer.context_length - 2  # [CLS] and [SEP]
-    total = len(tokenizer.tokenize(query))
-    kept_text = ''.join(t[2:] if t.startswith('##') else t for t in tokenizer.tokenize(query)[:kept])
-    return (f'The query has {total} tokens; the model reads {kept} (context length {tokenizer.context_length}), '
-            f'so it was truncated to: {kept_text[:60]}{"…" if len(kept_text) > 60 else ""}')
+    tokens = tokenizer.tokenize(query)
+    kept_text = ''.join(t[2:] if t.startswith('##') else t for t in tokens[:kept])
+    return (f'The query has {len(tokens)} tokens; the model reads {kept} (context length '
+            f'{tokenizer.context_length}), so it was truncated to: {kept_text[:60]}{"…" if len(kept_text) > 60 else ""}')
 
 
 def read_upload(component: Any, payload: Optional[dict], what: str = 'an image'):
