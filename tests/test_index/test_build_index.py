@@ -110,19 +110,18 @@ def test_add_and_delete_by_id(assets, folder_index, tmp_path):
 
 
 def test_demo_searches_the_index(assets, folder_index):
-    from PIL import Image
-
     from cnclip_mm.apis.web_demo import build_demo
     demo = build_demo(assets['model'], gallery=assets['gallery'], index=folder_index, topk=4)
     fns = {f.api_name: f.fn for f in demo.fns.values()}
     expected = TextToImageRetrievalInferencer(assets['model'], index=folder_index, topk=4)(QUERIES[0])[0]['matches']
-    thumbs, table = fns['search'](QUERIES[0], 4)
-    assert [row[0] for row in table] == [m['id'] for m in expected] and len(thumbs) == 4
-    thumbs, table = fns['search_image'](Image.open(os.path.join(assets['gallery'], 'img003.jpg')), 3)
-    assert table[0][0] == 'img003.jpg' and len(thumbs) == 3
+    thumbs, table, _ = fns['search'](QUERIES[0], 4)
+    assert [row[1] for row in table] == [m['id'] for m in expected] and len(thumbs) == 4
+    upload = dict(path=os.path.join(assets['gallery'], 'img003.jpg'), orig_name='img003.jpg')
+    thumbs, table = fns['search_image'](upload, 3)
+    assert table[0][1] == 'img003.jpg' and len(thumbs) == 3
     index_only = build_demo(assets['model'], index=folder_index, topk=4)  # no gallery: the table, no thumbnails
-    thumbs, table = {f.api_name: f.fn for f in index_only.fns.values()}['search'](QUERIES[0], 4)
-    assert thumbs == [] and [row[0] for row in table] == [m['id'] for m in expected]
+    thumbs, table, _ = {f.api_name: f.fn for f in index_only.fns.values()}['search'](QUERIES[0], 4)
+    assert thumbs == [] and [row[1] for row in table] == [m['id'] for m in expected]
 
 
 def test_milvus_lite_behind_the_same_api(assets, folder_index, tmp_path):
