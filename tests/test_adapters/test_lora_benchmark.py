@@ -1,4 +1,5 @@
 """benchmarks/lora.py runs end to end on the tiny model, in this process (``--tiny --inline``)."""
+
 import importlib.util
 import os.path as osp
 
@@ -6,7 +7,9 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def test_lora_benchmark_tiny_inline(capsys):
-    spec = importlib.util.spec_from_file_location('bench_lora', osp.join(REPO, 'benchmarks', 'lora.py'))
+    spec = importlib.util.spec_from_file_location(
+        'bench_lora', osp.join(REPO, 'benchmarks', 'lora.py')
+    )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     results = bench.main(['--tiny', '--inline', '--reps', '1', '--batch', '2'])

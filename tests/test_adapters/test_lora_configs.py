@@ -1,5 +1,6 @@
 """The LoRA leaf configs build their models (on the meta device: no memory, no weights) with only the
 adapters trainable, save adapters-only checkpoints and name the base weights."""
+
 import glob
 import os.path as osp
 
@@ -12,8 +13,10 @@ from cnclip_mm.registry import MODELS
 from cnclip_mm.utils import share_tokenizer
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-LEAVES = sorted(glob.glob(osp.join(REPO, 'configs', 'lora', '*.py'))
-                + glob.glob(osp.join(REPO, 'configs', 'demo', 'lora*.py')))
+LEAVES = sorted(
+    glob.glob(osp.join(REPO, 'configs', 'lora', '*.py'))
+    + glob.glob(osp.join(REPO, 'configs', 'demo', 'lora*.py'))
+)
 
 
 def test_leaves_exist():
@@ -29,5 +32,7 @@ def test_lora_leaf_builds_with_only_adapters_trainable(path):
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all(is_adapter_key(n) for n in trainable)
     wrapped = {n.rsplit('.lora_', 1)[0] for n in trainable}
-    assert len(wrapped) == 4 * model.image_encoder.layers + 6 * len(model.text_encoder.bert.encoder.layer)
+    assert len(wrapped) == 4 * model.image_encoder.layers + 6 * len(
+        model.text_encoder.bert.encoder.layer
+    )
     assert cfg.default_hooks.adapter_checkpoint.type == 'AdapterCheckpointHook' and cfg.load_from

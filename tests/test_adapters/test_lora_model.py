@@ -1,5 +1,6 @@
 """LoRA through peft on the model: official keys, only adapters train (with AMP, accumulation and the tower
 lock), merging gives the adapted features, clear errors for bad config blocks."""
+
 import copy
 
 import pytest
@@ -51,7 +52,9 @@ def test_keys_are_the_official_ones_plus_adapters_and_fresh_adapters_change_noth
     keys = list(model.state_dict())
     assert [k for k in keys if not is_adapter_key(k)] == list(base.state_dict())
     wrapped = {k.rsplit('.lora_', 1)[0] for k in keys if is_adapter_key(k)}
-    assert len(wrapped) == 2 * 4 + 2 * 6  # per ViT block: in_proj, out_proj, c_fc, c_proj; per BERT layer: 6
+    assert (
+        len(wrapped) == 2 * 4 + 2 * 6
+    )  # per ViT block: in_proj, out_proj, c_fc, c_proj; per BERT layer: 6
     assert not any('base_layer' in k for k in keys)
     for ours, ref in zip(features(model), features(base)):
         torch.testing.assert_close(ours, ref, atol=1e-6, rtol=0)  # LoRA starts with B = 0
@@ -75,7 +78,9 @@ def test_a_step_changes_the_adapters_alone(base, amp):
 
 
 def test_trainable_extras_and_feature_cache_accumulation(base):
-    model = adapted(base, image=LORA['image'], text=dict(LORA['text'], dropout=0.0), trainable=['logit_scale'])
+    model = adapted(
+        base, image=LORA['image'], text=dict(LORA['text'], dropout=0.0), trainable=['logit_scale']
+    )
     model.text_encoder.bert.config.hidden_dropout_prob = 0.0
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
@@ -85,14 +90,21 @@ def test_trainable_extras_and_feature_cache_accumulation(base):
 
     def grads(m):
         captured = {}
-        wrapper = OptimWrapper(optimizer=torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0))
+        wrapper = OptimWrapper(
+            optimizer=torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0)
+        )
         wrapper.step = lambda **kw: captured.update(
-            {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None})
+            {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+        )
         m.train().train_step(pair_batch(LENGTHS), wrapper)
         return captured
 
     ref, got = grads(model), grads(accumulating)
-    assert set(ref) == set(got) == {n for n, _ in model.named_parameters() if is_adapter_key(n)} | {'logit_scale'}
+    assert (
+        set(ref)
+        == set(got)
+        == {n for n, _ in model.named_parameters() if is_adapter_key(n)} | {'logit_scale'}
+    )
     for name, grad in ref.items():
         torch.testing.assert_close(got[name], grad, atol=1e-5, rtol=0, msg=name)
 
@@ -102,8 +114,12 @@ def test_tower_lock_freezes_the_adapters_of_that_tower_and_unlock_never_frees_th
     model.lock_image_tower()
     changed = _step(model)
     assert changed and all(k.startswith('text_encoder.') and is_adapter_key(k) for k in changed)
-    model.lock_image_tower(unlocked_groups=2)  # last block + ln_post/proj: only that block's adapters train
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad and n.startswith('image_encoder.')}
+    model.lock_image_tower(
+        unlocked_groups=2
+    )  # last block + ln_post/proj: only that block's adapters train
+    trainable = {
+        n for n, p in model.named_parameters() if p.requires_grad and n.startswith('image_encoder.')
+    }
     assert trainable and all(is_adapter_key(n) and '.resblocks.1.' in n for n in trainable)
     model.unlock_image_tower()
     model.lock_text_tower()
@@ -134,15 +150,21 @@ def test_adapter_state_is_a_small_part_of_the_model(base):
     assert size * 20 < sum(v.numel() * v.element_size() for v in full.values())
 
 
-@pytest.mark.parametrize('adapters, message', [
-    (dict(image=dict(LORA['image'], type='IA3')), r"model.adapters.image.type: 'IA3' is not supported"),
-    (dict(text=dict(r=4)), 'model.adapters.text: name the layers to adapt'),
-    (dict(text=dict(LORA['text'], rank=4)), r'model.adapters.text: .*rank'),
-    (dict(text=dict(target_modules=['no_such_layer'])), 'model.adapters.text: .*no_such_layer'),
-    (dict(image=dict(LORA['image'], dropout=0.1)), 'model.adapters.image: .*lora_dropout'),
-    (dict(vision=LORA['image']), r"unknown keys \['vision'\]"),
-    (dict(text=LORA['text'], trainable=['temperature']), "'temperature' is not a parameter"),
-])
+@pytest.mark.parametrize(
+    'adapters, message',
+    [
+        (
+            dict(image=dict(LORA['image'], type='IA3')),
+            r"model.adapters.image.type: 'IA3' is not supported",
+        ),
+        (dict(text=dict(r=4)), 'model.adapters.text: name the layers to adapt'),
+        (dict(text=dict(LORA['text'], rank=4)), r'model.adapters.text: .*rank'),
+        (dict(text=dict(target_modules=['no_such_layer'])), 'model.adapters.text: .*no_such_layer'),
+        (dict(image=dict(LORA['image'], dropout=0.1)), 'model.adapters.image: .*lora_dropout'),
+        (dict(vision=LORA['image']), r"unknown keys \['vision'\]"),
+        (dict(text=LORA['text'], trainable=['temperature']), "'temperature' is not a parameter"),
+    ],
+)
 def test_bad_blocks_name_the_key(adapters, message):
     with pytest.raises(ValueError, match=message):
         build(lora_model_cfg(**adapters))

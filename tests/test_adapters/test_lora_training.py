@@ -1,5 +1,6 @@
 """A LoRA run under the Runner: adapters-only checkpoints (small, completed from the base on load), exact
 resume from one, and better held-out retrieval than the base it started from."""
+
 import copy
 import os
 import os.path as osp
@@ -24,8 +25,9 @@ def finetuned(lora_run):
     return init_model(checkpoint=osp.join(lora_run[0], f'epoch_{EPOCHS}.pth'))
 
 
-def test_checkpoints_hold_the_adapters_alone_and_load_onto_their_base(lora_run, base_official, finetuned,
-                                                                       tmp_path):
+def test_checkpoints_hold_the_adapters_alone_and_load_onto_their_base(
+    lora_run, base_official, finetuned, tmp_path
+):
     work, _ = lora_run
     base_path, base_state = base_official
     path = osp.join(work, f'epoch_{EPOCHS}.pth')
@@ -46,26 +48,43 @@ def test_checkpoints_hold_the_adapters_alone_and_load_onto_their_base(lora_run, 
 def test_resume_from_an_adapters_only_checkpoint_is_exact(lora_run, tmp_path):
     work, cfg = lora_run
     cfg = copy.deepcopy(cfg)
-    cfg.update(work_dir=str(tmp_path), resume=True, load_from=osp.join(work, f'epoch_{EPOCHS - 10}.pth'))
+    cfg.update(
+        work_dir=str(tmp_path), resume=True, load_from=osp.join(work, f'epoch_{EPOCHS - 10}.pth')
+    )
     CLIPRunner.from_cfg(Config(cfg)).train()
     resumed = torch.load(tmp_path / f'epoch_{EPOCHS}.pth', weights_only=True)
     straight = torch.load(osp.join(work, f'epoch_{EPOCHS}.pth'), weights_only=True)
-    assert resumed['meta']['adapter_base'] == straight['meta']['adapter_base']  # carried over the resume
+    assert (
+        resumed['meta']['adapter_base'] == straight['meta']['adapter_base']
+    )  # carried over the resume
     assert resumed['state_dict'].keys() == straight['state_dict'].keys()
     for key, value in straight['state_dict'].items():
         assert torch.equal(resumed['state_dict'][key], value), key
 
 
 def _mean_recall(model, data_root: str) -> float:
-    pipeline = [dict(type='LoadImage'), dict(type='ResizeExact', scale=32),
-                dict(type='TokenizeText', tokenizer=TINY_MODEL['tokenizer']), dict(type='PackCLIPInputs')]
-    dataset = DATASETS.build(dict(type='ImageTextTSVDataset', data_root=data_root, split='test', pipeline=pipeline,
-                                     serialize_data=False))
+    pipeline = [
+        dict(type='LoadImage'),
+        dict(type='ResizeExact', scale=32),
+        dict(type='TokenizeText', tokenizer=TINY_MODEL['tokenizer']),
+        dict(type='PackCLIPInputs'),
+    ]
+    dataset = DATASETS.build(
+        dict(
+            type='ImageTextTSVDataset',
+            data_root=data_root,
+            split='test',
+            pipeline=pipeline,
+            serialize_data=False,
+        )
+    )
     batch = model.data_preprocessor(pseudo_collate([dataset[i] for i in range(len(dataset))]))
     with torch.no_grad():
         image_feats, text_feats = model.eval()(**batch, mode='tensor')
     ids = list(range(len(dataset)))
-    return RetrievalRecall.calculate(image_feats, text_feats, ids, [[i] for i in ids])['mean_recall']
+    return RetrievalRecall.calculate(image_feats, text_feats, ids, [[i] for i in ids])[
+        'mean_recall'
+    ]
 
 
 def test_lora_fine_tune_improves_held_out_retrieval(finetuned, lora_data, base_official):

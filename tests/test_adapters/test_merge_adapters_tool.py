@@ -1,6 +1,7 @@
 """tools/model_converters/merge_adapters.py: merged weights in the three formats give the adapted features
 (1e-5), load in the reference loaders (transformers' ChineseCLIPModel, the official-format reader), and
 export to ONNX."""
+
 import importlib.util
 import os.path as osp
 
@@ -18,7 +19,8 @@ TEXTS = ['一个红色的圆', '一个蓝色的方块在灰色背景上']
 
 def _tool():
     spec = importlib.util.spec_from_file_location(
-        'merge_adapters', osp.join(REPO, 'tools', 'model_converters', 'merge_adapters.py'))
+        'merge_adapters', osp.join(REPO, 'tools', 'model_converters', 'merge_adapters.py')
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -53,8 +55,12 @@ def test_merged_own_and_official_checkpoints_give_the_adapted_features(adapted, 
 
     official = tool.main([path, '--format', 'official', '--out', str(tmp_path / 'merged.pt')])
     raw = torch.load(official, weights_only=True)
-    assert all(k.startswith(('module.visual.', 'module.bert.', 'module.text_projection', 'module.logit_scale'))
-               for k in raw['state_dict'])
+    assert all(
+        k.startswith(
+            ('module.visual.', 'module.bert.', 'module.text_projection', 'module.logit_scale')
+        )
+        for k in raw['state_dict']
+    )
     state, fmt, _ = load_state_dict_any(official)
     assert fmt == 'official' and sorted(state) == sorted(model.state_dict())
     # An official file has no config; head counts do not show in shapes, so the merged model's config is given.
@@ -66,13 +72,16 @@ def test_merged_hf_folder_loads_in_transformers_and_exports_to_onnx(adapted, tmp
 
     from cnclip_mm.deployment import export_towers
     from tests.test_converters.test_hf import _hf_features
+
     path, images, ids, expected = adapted
     out = _tool().main([path, '--format', 'hf', '--out', str(tmp_path / 'hf')])
     hf_model = ChineseCLIPModel.from_pretrained(out).eval()
     for a, b in zip(_hf_features(hf_model, ids, images), expected):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
     merged = init_model(checkpoint=out)
-    report = export_towers(merged, str(tmp_path / 'onnx'))  # validated against PyTorch by onnxruntime
+    report = export_towers(
+        merged, str(tmp_path / 'onnx')
+    )  # validated against PyTorch by onnxruntime
     assert osp.isfile(report['image']) and osp.isfile(report['text'])
 
 
@@ -80,10 +89,14 @@ def test_base_override_and_mismatches(adapted, base_official, tmp_path):
     path = adapted[0]
     tool = _tool()
     out = tool.main([path, '--base', base_official[0], '--out', str(tmp_path / 'merged.pth')])
-    assert torch.equal(torch.load(out, weights_only=True)['state_dict']['logit_scale'],
-                       base_official[1]['logit_scale'])
+    assert torch.equal(
+        torch.load(out, weights_only=True)['state_dict']['logit_scale'],
+        base_official[1]['logit_scale'],
+    )
     wrong = tmp_path / 'wrong.pth'
-    torch.save(dict(state_dict={k: v for k, v in base_official[1].items() if 'ln_post' not in k}), wrong)
+    torch.save(
+        dict(state_dict={k: v for k, v in base_official[1].items() if 'ln_post' not in k}), wrong
+    )
     with pytest.raises(CheckpointMismatchError, match='ln_post'):
         tool.main([path, '--base', str(wrong), '--out', str(tmp_path / 'never.pth')])
     with pytest.raises(ValueError, match='no "adapters" block'):

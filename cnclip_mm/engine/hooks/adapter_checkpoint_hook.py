@@ -1,4 +1,5 @@
 """Checkpoints that hold the adapters alone: a few MB instead of the whole model."""
+
 import os.path as osp
 from typing import Optional
 
@@ -37,18 +38,24 @@ class AdapterCheckpointHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         from cnclip_mm.models.adapters import adapter_state_dict, has_adapters
+
         model = unwrap_model(runner.model)
         if not has_adapters(model):
-            raise ValueError('AdapterCheckpointHook: the model has no adapters; set model.adapters in the config '
-                             'or drop the hook')
+            raise ValueError(
+                'AdapterCheckpointHook: the model has no adapters; set model.adapters in the config '
+                'or drop the hook'
+            )
         checkpoint['state_dict'] = adapter_state_dict(model, checkpoint['state_dict'])
         meta = checkpoint.setdefault('meta', {})
         meta.update(adapters_only=True, adapter_base=self._base_path(runner))
 
     def _base_path(self, runner) -> str:
         from cnclip_mm.engine.runner.clip_runner import resolve_checkpoint
+
         base = self.base or self._resumed_base or runner.cfg.get('load_from')
         if not base:
-            raise ValueError('AdapterCheckpointHook: no base weights to name in the checkpoint; set load_from '
-                             '(the weights the adapters were trained on) or the hook\'s base')
+            raise ValueError(
+                'AdapterCheckpointHook: no base weights to name in the checkpoint; set load_from '
+                "(the weights the adapters were trained on) or the hook's base"
+            )
         return osp.abspath(resolve_checkpoint(base))

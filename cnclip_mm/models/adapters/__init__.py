@@ -1,4 +1,5 @@
 """Parameter-efficient fine-tuning: LoRA on the towers through peft (``model.adapters`` in a config)."""
+
 from .lora import (
     adapter_state_dict,
     apply_adapters,
@@ -10,5 +11,13 @@ from .lora import (
     merge_adapters,
 )
 
-__all__ = ['adapter_state_dict', 'apply_adapters', 'count_parameters', 'freeze_base', 'has_adapters',
-           'is_adapter_key', 'lora_config', 'merge_adapters']
+__all__ = [
+    'adapter_state_dict',
+    'apply_adapters',
+    'count_parameters',
+    'freeze_base',
+    'has_adapters',
+    'is_adapter_key',
+    'lora_config',
+    'merge_adapters',
+]

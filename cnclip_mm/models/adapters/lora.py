@@ -8,6 +8,7 @@ the saved keys, so a model with adapters saves and loads the official layout plu
 base checkpoints of every format load into it unchanged, and :func:`merge_adapters` gives back a plain
 model with the same keys.
 """
+
 from typing import Dict, Iterable, List, Optional
 
 import torch
@@ -16,7 +17,7 @@ from torch import nn
 BASE = 'base_layer.'
 ADAPTER_MARK = 'lora_'  # peft's LoRA parameters live in modules named lora_A / lora_B / ...
 TOWERS = {'image': 'image_encoder', 'text': 'text_encoder'}
-TYPES = ('LoRA', )
+TYPES = ('LoRA',)
 # Renamed from peft's LoraConfig so that the config reads like the other OpenMMLab keys.
 ALIASES = {'alpha': 'lora_alpha', 'dropout': 'lora_dropout'}
 
@@ -39,6 +40,7 @@ def lora_config(cfg: dict, where: str):
         ValueError: an unknown type or field, or no targets.
     """
     from peft import LoraConfig
+
     cfg = dict(cfg)
     kind = cfg.pop('type', 'LoRA')
     if kind not in TYPES:
@@ -49,8 +51,10 @@ def lora_config(cfg: dict, where: str):
                 raise ValueError(f'{where}: give {short!r} or {long!r}, not both')
             cfg[long] = cfg.pop(short)
     if not cfg.get('target_modules') and not cfg.get('target_parameters'):
-        raise ValueError(f'{where}: name the layers to adapt in target_modules (e.g. [\'mlp.c_fc\']) '
-                         'or target_parameters')
+        raise ValueError(
+            f"{where}: name the layers to adapt in target_modules (e.g. ['mlp.c_fc']) "
+            'or target_parameters'
+        )
     cfg.setdefault('target_modules', [])
     for key in ('target_modules', 'target_parameters'):
         if isinstance(cfg.get(key), tuple):
@@ -58,7 +62,7 @@ def lora_config(cfg: dict, where: str):
     try:
         return LoraConfig(**cfg)
     except TypeError as err:
-        raise ValueError(f'{where}: {err} (fields are peft.LoraConfig\'s)') from None
+        raise ValueError(f"{where}: {err} (fields are peft.LoraConfig's)") from None
 
 
 def apply_adapters(model: nn.Module, adapters: dict) -> List[str]:
@@ -73,11 +77,16 @@ def apply_adapters(model: nn.Module, adapters: dict) -> List[str]:
         The names of the wrapped modules.
     """
     from peft import inject_adapter_in_model
+
     unknown = set(adapters) - set(TOWERS) - {'trainable'}
     if unknown:
-        raise ValueError(f'model.adapters: unknown keys {sorted(unknown)}; expected image, text, trainable')
+        raise ValueError(
+            f'model.adapters: unknown keys {sorted(unknown)}; expected image, text, trainable'
+        )
     if not any(adapters.get(tower) for tower in TOWERS):
-        raise ValueError('model.adapters names no tower: give image=dict(...) and/or text=dict(...)')
+        raise ValueError(
+            'model.adapters names no tower: give image=dict(...) and/or text=dict(...)'
+        )
     names = set(dict(model.named_parameters()))
     for name in adapters.get('trainable') or ():
         if name not in names:
@@ -117,8 +126,9 @@ def has_adapters(model: nn.Module) -> bool:
     return any(_is_peft_layer(m) for m in model.modules())
 
 
-def adapter_state_dict(model: nn.Module, state_dict: Optional[Dict[str, torch.Tensor]] = None
-                       ) -> Dict[str, torch.Tensor]:
+def adapter_state_dict(
+    model: nn.Module, state_dict: Optional[Dict[str, torch.Tensor]] = None
+) -> Dict[str, torch.Tensor]:
     """The entries of ``state_dict`` (default: the model's) that adapter training changes: the adapters
     and ``model.adapter_trainable``."""
     state_dict = model.state_dict() if state_dict is None else state_dict
@@ -148,6 +158,7 @@ def count_parameters(model: nn.Module, params: Optional[Iterable[nn.Parameter]] 
 
 def _is_peft_layer(module: nn.Module) -> bool:
     from peft.tuners.tuners_utils import BaseTunerLayer
+
     return isinstance(module, BaseTunerLayer)
 
 
@@ -157,12 +168,12 @@ def _hide_base_layer(module, state_dict, prefix, local_metadata) -> None:
     tail = [k for k in state_dict if k.startswith(prefix)]
     for key in tail:
         value = state_dict.pop(key)
-        state_dict[prefix + key[len(inner):] if key.startswith(inner) else key] = value
+        state_dict[prefix + key[len(inner) :] if key.startswith(inner) else key] = value
 
 
 def _find_base_layer(module, state_dict, prefix, *args) -> None:
     own = set(module._modules) | set(module._parameters) | set(module._buffers)
     for key in [k for k in state_dict if k.startswith(prefix)]:
-        rest = key[len(prefix):]
+        rest = key[len(prefix) :]
         if rest.split('.', 1)[0] not in own:
             state_dict[prefix + BASE + rest] = state_dict.pop(key)

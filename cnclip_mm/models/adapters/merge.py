@@ -1,5 +1,6 @@
 """Load a model with its adapters from a checkpoint (adapters-only or full) and write it merged, in this
 project's, the official or the Hugging Face format (``tools/model_converters/merge_adapters.py``)."""
+
 import copy
 import os
 from typing import Optional, Union
@@ -18,8 +19,12 @@ from .lora import merge_adapters
 FORMATS = ('mm', 'official', 'hf')
 
 
-def load_adapted_model(checkpoint: str, base: Optional[str] = None, config: Union[str, Config, dict, None] = None,
-                       vocab_file: Optional[str] = None) -> nn.Module:
+def load_adapted_model(
+    checkpoint: str,
+    base: Optional[str] = None,
+    config: Union[str, Config, dict, None] = None,
+    vocab_file: Optional[str] = None,
+) -> nn.Module:
     """A ``ChineseCLIP`` with adapters, its base weights and the adapters of ``checkpoint``, in eval mode.
 
     Args:
@@ -37,17 +42,25 @@ def load_adapted_model(checkpoint: str, base: Optional[str] = None, config: Unio
     raw, extra = read_weights(checkpoint)
     meta = extra.get('meta') or {}
     state = convert_to_mm(raw, detect_format(raw))
-    model_cfg = _model_cfg(config) if config is not None else stored_model_cfg(meta, source=str(checkpoint))
+    model_cfg = (
+        _model_cfg(config) if config is not None else stored_model_cfg(meta, source=str(checkpoint))
+    )
     if not model_cfg or not model_cfg.get('adapters'):
-        raise ValueError(f'{checkpoint}: its model config has no "adapters" block (pass --config of the run)')
+        raise ValueError(
+            f'{checkpoint}: its model config has no "adapters" block (pass --config of the run)'
+        )
     if not meta.get('adapters_only'):
         return init_model(model_cfg, checkpoint, vocab_file=vocab_file)
     base = base or meta.get('adapter_base')
     if not base:
         raise ValueError(f'{checkpoint} holds adapters only and names no base weights: pass --base')
     base_state, _, _ = load_state_dict_any(base)
-    model = init_model(model_cfg, base, vocab_file=vocab_file, strict=False)  # the adapters come next
-    load_state_dict_into(model, {**base_state, **state}, strict=True, source=f'{checkpoint} on {base}')
+    model = init_model(
+        model_cfg, base, vocab_file=vocab_file, strict=False
+    )  # the adapters come next
+    load_state_dict_into(
+        model, {**base_state, **state}, strict=True, source=f'{checkpoint} on {base}'
+    )
     return model.eval()
 
 
@@ -72,11 +85,15 @@ def save_merged(model: nn.Module, out: str, fmt: str = 'mm') -> str:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     if fmt == 'official':
-        torch.save(dict(epoch=0, step=0, name='merged_adapters', state_dict=mm_to_official(state)), out)
+        torch.save(
+            dict(epoch=0, step=0, name='merged_adapters', state_dict=mm_to_official(state)), out
+        )
         return out
     model_cfg = copy.deepcopy(plain_model_cfg(getattr(model, 'cfg', None)) or {})
     model_cfg.pop('adapters', None)
-    torch.save(dict(state_dict=state, meta=dict(model_cfg=model_cfg or None, merged_adapters=True)), out)
+    torch.save(
+        dict(state_dict=state, meta=dict(model_cfg=model_cfg or None, merged_adapters=True)), out
+    )
     return out
 
 
