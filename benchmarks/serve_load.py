@@ -1,12 +1,14 @@
 """Load test of tools/serve.py on loopback: batching on vs one request per model call.
 
     python benchmarks/serve_load.py                        # ViT-B/16 shape (random weights), text requests
+    python benchmarks/serve_load.py --model rn50 --threads 1       # what docs/serving.md reports
     python benchmarks/serve_load.py --kind image --requests 64
     python benchmarks/serve_load.py --tiny                 # tiny model, few requests, servers in-process
 
 Two servers are started as subprocesses on 127.0.0.1 (port 0) with the same random weights: one batching
 (``--max-batch 32 --max-wait-ms 5``), one with ``--max-batch 1``. Each gets 1, 8 and 32 concurrent clients
-(threads with keep-alive httpx clients; one text or one image per request), each level bounded by
+(threads sharing keep-alive connections; one text or one image per request; the two servers take turns
+per level, so load from other processes hits both alike), each level bounded by
 ``--requests`` and ``--max-seconds``; throughput, p50 and p99 latency are printed, then the batching /
 one-at-a-time throughput ratio per level. Then the batching server takes ``--soak`` more requests from 32
 clients (bounded by ``--soak-seconds``) and its resident memory is printed before and after.
@@ -50,23 +52,24 @@ def write_checkpoint(model_name: str, folder: str) -> tuple:
 class Server:
     """tools/serve.py in a subprocess on 127.0.0.1, port 0; ``url`` once it printed its address."""
 
-    def __init__(self, checkpoint: str, config: str, max_batch: int, max_wait_ms: float, log_path: str):
+    def __init__(self, checkpoint: str, config: str, max_batch: int, max_wait_ms: float, log_path: str,
+                 threads: Optional[int] = None):
         cmd = [sys.executable, osp.join(REPO, 'tools', 'serve.py'), checkpoint, '--config', config,
                '--host', '127.0.0.1', '--port', '0', '--max-batch', str(max_batch),
-               '--max-wait-ms', str(max_wait_ms)]
+               '--max-wait-ms', str(max_wait_ms), '--log-level', 'warning']
+        cmd += ['--threads', str(threads)] if threads else []
         self.log = open(log_path, 'w')
         env = dict(os.environ, CNCLIP_API_KEY='')
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
         self.url: Optional[str] = None
 
-    def wait_ready(self, timeout_s: float = 600) -> str:
-        deadline = time.monotonic() + timeout_s
+    def wait_ready(self) -> str:
         for line in self.proc.stdout:
             if line.startswith('serving '):
                 self.url = line.rsplit(' ', 1)[-1].strip()
+                # keep reading its output: a full pipe would block the server
+                threading.Thread(target=self.log.writelines, args=(self.proc.stdout, ), daemon=True).start()
                 return self.url
-            if time.monotonic() > deadline:
-                break
         self.stop()
         raise RuntimeError(f'the server did not start; see {self.log.name}')
 
@@ -84,7 +87,8 @@ class InProcessServer:
     """The same app in a thread of this process (``--in-process``: no start-up cost, for smoke runs; the
     clients then share this process, so its numbers are not the service's)."""
 
-    def __init__(self, checkpoint: str, config: str, max_batch: int, max_wait_ms: float, log_path: str):
+    def __init__(self, checkpoint: str, config: str, max_batch: int, max_wait_ms: float, log_path: str,
+                 threads: Optional[int] = None):
         from cnclip_mm import serving
         model = serving.load_model(checkpoint, config)
         service = serving.EmbeddingService(serving.Encoder(model), name=osp.basename(checkpoint),
@@ -135,13 +139,16 @@ def load(url: str, bodies: List[dict], clients: int, requests: int, max_seconds:
                 if i is None:
                     return
                 start = time.perf_counter()
-                response = http.post('/v1/embeddings', json=bodies[i % len(bodies)])
+                try:
+                    status = http.post('/v1/embeddings', json=bodies[i % len(bodies)]).status_code
+                except httpx.HTTPError as err:
+                    status = type(err).__name__
                 elapsed = time.perf_counter() - start
                 with lock:
-                    if response.status_code == 200:
+                    if status == 200:
                         latencies.append(elapsed)
                     else:
-                        failures.append(response.status_code)
+                        failures.append(status)
 
         threads = [threading.Thread(target=client) for _ in range(clients)]
         for t in threads:
@@ -153,7 +160,7 @@ def load(url: str, bodies: List[dict], clients: int, requests: int, max_seconds:
             t.join()
         wall = time.perf_counter() - start
     if failures:
-        raise RuntimeError(f'{len(failures)} requests failed with status {sorted(set(failures))}')
+        raise RuntimeError(f'{len(failures)} requests failed: {sorted(set(map(str, failures)))}')
     latencies.sort()
     pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
     return dict(clients=clients, requests=len(latencies), seconds=round(wall, 2),
@@ -162,13 +169,15 @@ def load(url: str, bodies: List[dict], clients: int, requests: int, max_seconds:
 
 def run(model: str = 'vit-b-16', kind: str = 'text', requests: int = 512, max_seconds: float = 60,
         soak: int = 10000, soak_seconds: float = 600, max_wait_ms: float = 5.0,
-        levels=CLIENT_LEVELS, in_process: bool = False, out: Optional[str] = None) -> dict:
+        levels=CLIENT_LEVELS, in_process: bool = False, threads: Optional[int] = None,
+        out: Optional[str] = None) -> dict:
     """Both servers, every client level, the soak; returns (and prints) the numbers."""
     with tempfile.TemporaryDirectory(prefix='serve_load_') as tmp:
         checkpoint, config, image_size = write_checkpoint(model, tmp)
         kind_of_server = InProcessServer if in_process else Server
-        servers = {'batching': kind_of_server(checkpoint, config, 32, max_wait_ms, osp.join(tmp, 'batching.log')),
-                   'one-at-a-time': kind_of_server(checkpoint, config, 1, 0, osp.join(tmp, 'single.log'))}
+        servers = {'batching': kind_of_server(checkpoint, config, 32, max_wait_ms, osp.join(tmp, 'batching.log'),
+                                              threads),
+                   'one-at-a-time': kind_of_server(checkpoint, config, 1, 0, osp.join(tmp, 'single.log'), threads)}
         try:
             started = time.perf_counter()
             for server in servers.values():
@@ -176,13 +185,20 @@ def run(model: str = 'vit-b-16', kind: str = 'text', requests: int = 512, max_se
             print(f'servers ready in {time.perf_counter() - started:.1f} s', flush=True)
             bodies = [make_body(kind, image_size, i) for i in range(64)]
             result = dict(model=model, kind=kind, cpu=cpu_name(), servers='in-process' if in_process else 'subprocesses',
-                          levels={})
-            for name, server in servers.items():
+                          threads=threads, levels={})
+            for server in servers.values():
                 load(server.url, bodies, 4, 8, max_seconds)  # warm-up
-                result['levels'][name] = [load(server.url, bodies, c, requests, max_seconds) for c in levels]
+            for clients in levels:  # the two servers one after the other per level: the same load from others
+                for name, server in servers.items():
+                    row = load(server.url, bodies, clients, requests, max_seconds)
+                    result['levels'].setdefault(name, []).append(row)
+                    print(f'{name}: {row}', file=sys.stderr, flush=True)
             result['ratio'] = {c: round(b['throughput'] / s['throughput'], 2) for c, b, s in
                                zip(levels, result['levels']['batching'], result['levels']['one-at-a-time'])}
             batching = servers['batching']
+            stats = httpx_get_json(batching.url + '/health')['batching']
+            result['batches'] = dict(calls=stats['calls'], items=stats['items'], largest=stats['largest'],
+                                     mean=round(stats['items'] / max(1, stats['calls']), 1))
             before = batching.rss_mb()
             soaked = load(batching.url, bodies, 32, soak, soak_seconds)
             result['memory'] = dict(requests=soaked['requests'], rss_before_mb=round(before, 1),
@@ -197,6 +213,11 @@ def run(model: str = 'vit-b-16', kind: str = 'text', requests: int = 512, max_se
     return result
 
 
+def httpx_get_json(url: str) -> dict:
+    import httpx
+    return httpx.get(url, timeout=60).json()
+
+
 def cpu_name() -> str:
     try:
         with open('/proc/cpuinfo', encoding='utf-8') as f:
@@ -207,8 +228,9 @@ def cpu_name() -> str:
 
 
 def report(result: dict) -> None:
-    print(f"model {result['model']} (random weights), {result['kind']} requests, servers as {result['servers']}, "
-          f"{result['cpu']}")
+    threads = f"{result['threads']} torch threads each" if result['threads'] else 'default torch threads'
+    print(f"model {result['model']} (random weights), {result['kind']} requests, servers as {result['servers']} "
+          f"({threads}), {result['cpu']}")
     print(f"{'server':<14} {'clients':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for name, rows in result['levels'].items():
         for row in rows:
@@ -216,6 +238,9 @@ def report(result: dict) -> None:
                   f"{row['p50_ms']:>8} {row['p99_ms']:>8}")
     for clients, ratio in result['ratio'].items():
         print(f'batching / one-at-a-time throughput at {clients} clients: {ratio}x')
+    batches = result['batches']
+    print(f"batching server until then: {batches['items']} items in {batches['calls']} model calls "
+          f"(mean {batches['mean']}, largest {batches['largest']})")
     mem = result['memory']
     print(f"resident memory of the batching server: {mem['rss_before_mb']} MB before, {mem['rss_after_mb']} MB "
           f"after {mem['requests']} more requests ({mem['soak_throughput']} req/s)")
@@ -230,6 +255,8 @@ def main(argv=None) -> dict:
     parser.add_argument('--soak', type=int, default=10000, help='requests between the two memory readings')
     parser.add_argument('--soak-seconds', type=float, default=600, help='time cap of the soak')
     parser.add_argument('--max-wait-ms', type=float, default=5.0, help='the batching server\'s max wait')
+    parser.add_argument('--threads', type=int, help='torch threads of each server subprocess (tools/serve.py '
+                        '--threads; default: one per core)')
     parser.add_argument('--in-process', action='store_true',
                         help='servers as threads of this process (no start-up; clients share the process)')
     parser.add_argument('--tiny', action='store_true',
@@ -239,7 +266,7 @@ def main(argv=None) -> dict:
     if args.tiny:
         args.model, args.requests, args.soak, args.max_seconds, args.in_process = 'tiny', 16, 32, 30, True
     return run(args.model, args.kind, args.requests, args.max_seconds, args.soak, args.soak_seconds,
-               args.max_wait_ms, in_process=args.in_process, out=args.out)
+               args.max_wait_ms, in_process=args.in_process, threads=args.threads, out=args.out)
 
 
 if __name__ == '__main__':

@@ -34,6 +34,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--port', type=int, default=8000, help='0: any free port (printed at start)')
     parser.add_argument('--api-key', default=os.environ.get('CNCLIP_API_KEY'),
                         help='require "Authorization: Bearer KEY" (default: $CNCLIP_API_KEY; unset: no key)')
+    parser.add_argument('--threads', type=int, help='torch intra-op threads of the model (default: one per core '
+                        'this process may use, or $OMP_NUM_THREADS)')
+    parser.add_argument('--log-level', default='info', choices=['critical', 'error', 'warning', 'info', 'debug'],
+                        help="uvicorn's log level ('info' logs every request)")
     parser.add_argument('--max-batch', type=int, default=32, help='most items per model call (1: no batching)')
     parser.add_argument('--max-wait-ms', type=float, default=5.0,
                         help='how long a request waits for others to share its model call')
@@ -65,11 +69,13 @@ def build_app(args: argparse.Namespace):
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
+    if args.threads:  # before torch is imported; cnclip_mm.cpu.choose_threads honours it
+        os.environ['OMP_NUM_THREADS'] = str(args.threads)
     if args.host not in ('127.0.0.1', 'localhost', '::1') and not args.api_key:
         print(f'warning: serving on {args.host} without an API key: anyone who reaches the port can use it '
               '(set --api-key or $CNCLIP_API_KEY)', file=sys.stderr)
     from cnclip_mm.serving.server import ServerThread
-    server = ServerThread(build_app(args), host=args.host, port=args.port, log_level='info').start()
+    server = ServerThread(build_app(args), host=args.host, port=args.port, log_level=args.log_level).start()
     print(f'serving {args.model} on {server.url}', flush=True)
     try:
         while server.thread.is_alive():

@@ -16,7 +16,8 @@ class Limits:
         max_image_bytes: bytes of one decoded image file (checked before decoding the base64 fully).
         max_image_pixels: width x height of one image, read from its header before the pixels are decoded.
         max_request_bytes: bytes of one request body, refused before the JSON is parsed.
-        max_classes: class names in one ``/classify`` request.
+        max_classes: class names in one ``/classify`` request (a new class list costs classes x templates
+            text encodings on the model thread).
         max_top_k: results of one ``/search`` or ``/classify`` request.
     """
 
@@ -25,7 +26,7 @@ class Limits:
     max_image_bytes: int = 8 * 1024 * 1024
     max_image_pixels: int = 4096 * 4096
     max_request_bytes: int = 64 * 1024 * 1024
-    max_classes: int = 1000
+    max_classes: int = 100
     max_top_k: int = 100
 
     def __post_init__(self):

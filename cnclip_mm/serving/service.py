@@ -5,6 +5,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from cnclip_mm.evaluation.templates import load_templates
+
 from .batcher import Batcher
 from .encoder import Encoder
 from .errors import InputError
@@ -34,7 +36,7 @@ class EmbeddingService:
         self.limits = limits
         self.batcher = Batcher(encoder.compute, max_batch=max_batch, max_wait_s=max_wait_s)
         self.index = index
-        self.templates = templates
+        self.templates = load_templates(templates)  # a bad name or file fails at start, not per request
         self.cached_class_lists = cached_class_lists
         self._classifiers: OrderedDict[Tuple[str, ...], object] = OrderedDict()
 

@@ -87,6 +87,8 @@ def test_bad_classify_requests(client, body, status, words):
     (b'', {'content-type': 'application/json'}, 422, ['request body is missing']),
     (b'{"input": "x"}', {'content-type': 'text/plain'}, 422, ['Content-Type: application/json']),
     (b'{"input": "\\ud800"}', {'content-type': 'application/json'}, 422, ['input', 'not valid Unicode']),
+    (b'{"input": "\xff\xfe"}', {'content-type': 'application/json'}, 400, ['error parsing the body']),
+    (b'[' * 100000, {'content-type': 'application/json'}, 400, ['error parsing the body']),
 ])
 def test_malformed_bodies(client, content, headers, status, words):
     message = error_of(client.post('/v1/embeddings', content=content, headers=headers), status)

@@ -15,5 +15,6 @@ def test_tiny_load_run(capsys):
                    for row in rows)
     assert set(result['ratio']) == {1, 8, 32} and all(r > 0 for r in result['ratio'].values())
     assert result['memory']['requests'] == 32 and result['memory']['rss_after_mb'] > 0
+    assert result['batches']['calls'] <= result['batches']['items'] and result['batches']['largest'] <= 32
     printed = capsys.readouterr().out
     assert 'batching / one-at-a-time throughput at 32 clients' in printed and 'resident memory' in printed

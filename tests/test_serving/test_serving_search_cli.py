@@ -103,3 +103,18 @@ def test_help_parses_before_heavy_imports():
     assert out.returncode == 0 and '--max-image-pixels' in out.stdout and '--api-key' in out.stdout
     imported = {line.rsplit('|', 1)[-1].strip() for line in out.stderr.splitlines()}
     assert not imported & {'torch', 'fastapi', 'cnclip_mm'}
+
+
+def test_onnxruntime_backend_serves_the_same_embeddings(gallery, tiny_model, tmp_path):
+    texts, picture = ['海边的日落', '一只猫在沙发上睡觉'], image_b64(45, 40, seed=3)
+    app = serve.build_app(serve.parse_args([gallery['checkpoint'], '--config', TINY_CONFIG, '--backend',
+                                            'onnxruntime', '--onnx-dir', str(tmp_path / 'onnx'), '--max-wait-ms', '1']))
+    with ServerThread(app) as running, httpx.Client(base_url=running.url) as client:
+        assert client.get('/health').json()['backend'] == 'onnxruntime'
+        got_texts = [d['embedding'] for d in client.post('/v1/embeddings', json={'input': texts}).json()['data']]
+        got_image = client.post('/v1/embeddings', json={'images': picture}).json()['data'][0]['embedding']
+    extractor = FeatureExtractor(tiny_model)
+    ref_texts = torch.stack([r['text_feat'] for r in extractor(texts, modality='text')])
+    ref_image = extractor([decode_b64_image(picture)])[0]['image_feat']
+    assert torch.allclose(torch.tensor(got_texts), ref_texts, atol=1e-4)  # the export's fp32 tolerance
+    assert torch.allclose(torch.tensor(got_image), ref_image, atol=1e-4)
