@@ -21,21 +21,20 @@ import os.path as osp
 import sys
 from typing import Dict, List, Optional
 
-import numpy as np
-import torch
-from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
-
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from cnclip_mm.cli import DictAction  # noqa: E402  (arguments are parsed before torch and mmengine load)
 
 
 def _plain(value):
+    import torch
     if isinstance(value, torch.Tensor):
         return value.item() if value.numel() == 1 else value.tolist()
     return value
 
 
 def extract(model, dataloader) -> Dict[str, list]:
+    import torch
     """Run predict mode over ``dataloader``; returns features and id records per modality."""
     from tqdm import tqdm
     out = dict(image_feats=[], image_ids=[], text_feats=[], text_ids=[])
@@ -58,6 +57,8 @@ def extract(model, dataloader) -> Dict[str, list]:
 
 
 def save(result: Dict[str, list], out_dir: str) -> List[str]:
+    import numpy as np
+    import torch
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for kind in ('image', 'text'):
@@ -74,6 +75,7 @@ def save(result: Dict[str, list], out_dir: str) -> List[str]:
 
 def extract_gallery_shards(args: argparse.Namespace) -> List[str]:
     """--shards: this rank's feature shards, then (rank 0, after all ranks) the cross-shard dedup + manifest."""
+    import torch
     from mmengine.dist import barrier, get_dist_info, is_main_process
 
     from cnclip_mm.apis.inferencers import FeatureExtractor
@@ -121,12 +123,16 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
     parser.add_argument('--batch-size', type=int, default=32, help='--shards: images per forward pass')
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none',
                         help='--shards: distributed launcher (pytorch: torchrun)')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--device', help='default: cuda when available, else cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch')
     parser.add_argument('--onnx-dir', help='onnxruntime: exported towers (exported there first if absent)')
     args = parser.parse_args(argv)
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
 
+    args.device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     init_default_scope('cnclip_mm')
     if args.shards:
         return extract_gallery_shards(args)

@@ -19,9 +19,8 @@ sys.path.insert(
     0, str(Path(__file__).resolve().parents[2])
 )  # run from a checkout without installing
 
-from mmengine.registry import init_default_scope  # noqa: E402
-
-from cnclip_mm.models.adapters.merge import FORMATS, load_adapted_model, save_merged  # noqa: E402
+# The formats of cnclip_mm.models.adapters.merge.save_merged, named here so --help needs no torch / peft.
+FORMATS = ('mm', 'official', 'hf')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -53,6 +52,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> str:
     args = parse_args(argv)
+    from mmengine.registry import init_default_scope
+
+    from cnclip_mm.models.adapters.merge import load_adapted_model, save_merged
+
     init_default_scope('cnclip_mm')
     model = load_adapted_model(
         args.checkpoint, base=args.base, config=args.config, vocab_file=args.vocab_file
