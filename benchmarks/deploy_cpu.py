@@ -3,8 +3,8 @@
 Three backends compute the L2-normalised features of one ViT-B/16 + RoBERTa-base Chinese CLIP (random
 weights, fp32): transformers' ``ChineseCLIPModel`` (the port of the official code, the "official-style
 PyTorch model"; ``get_image_features`` / ``get_text_features``), this project's PyTorch model as the
-inferencers run it (``TorchBackend``: inference mode inside ``cpu_speed``) and the exported towers in
-ONNX Runtime (``OrtBackend``). Inputs: one 224 px image, one caption of 12 tokens and one that fills the
+inferencers run it (inference mode inside ``cpu_speed``, here at the benchmark's thread count) and the
+exported towers in ONNX Runtime (``OrtBackend``); every backend gets the same thread count. Inputs: one 224 px image, one caption of 12 tokens and one that fills the
 52-token context (no padding). Runs alternate within each repetition, so other load hits all alike;
 prints min / median ms and the ratio of the medians (> 1: ONNX Runtime faster), with the largest
 difference of the features from the official-style model's.
@@ -81,7 +81,7 @@ def main(argv=None):
     parser.add_argument('--out', help='write the rows as JSON')
     args = parser.parse_args(argv)
 
-    from cnclip_mm.apis.inferencers.base import TorchBackend
+    from cnclip_mm.cpu import cpu_speed
     from cnclip_mm.deployment import OrtBackend, export_towers
     torch.set_num_threads(args.threads)
     ours, hf = build_models(MODEL_CONFIGS['tiny' if args.tiny else 'vit-b-16'])
@@ -89,7 +89,10 @@ def main(argv=None):
     if not osp.isfile(osp.join(onnx_dir, 'meta.json')):
         export_towers(ours, onnx_dir)
     ort = OrtBackend(onnx_dir, num_threads=args.threads)
-    torch_backend = TorchBackend(ours)
+
+    def own(extract, inputs):  # as the inferencers run it, at the benchmark's thread count
+        with cpu_speed(True, threads=args.threads):
+            return extract(inputs).float()
     size, context = ort.meta['image_size'], ort.meta['context_length']
     vocab = ours.text_encoder.bert.config.vocab_size
     cpu = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo') if line.startswith('model name')),
@@ -109,9 +112,9 @@ def main(argv=None):
     rows = []
     for batch in args.batches:
         images = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(batch))
-        cases = [('image', images, official_image, torch_backend.image_feats, ort.image_feats)]
-        cases += [(f'text ({length} tokens)', caption(batch, length, vocab), official_text, torch_backend.text_feats,
-                   ort.text_feats) for length in sorted({min(12, context), context})]
+        cases = [('image', images, official_image, partial(own, ours.extract_image_feat), ort.image_feats)]
+        cases += [(f'text ({length} tokens)', caption(batch, length, vocab), official_text,
+                   partial(own, ours.extract_text_feat), ort.text_feats) for length in sorted({min(12, context), context})]
         for name, inputs, official, own, onnx in cases:
             fns = {'official': partial(official, inputs), 'ours': partial(own, inputs), 'ort': partial(onnx, inputs)}
             with torch.inference_mode():
