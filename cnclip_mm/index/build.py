@@ -101,8 +101,8 @@ def build_index(model: Optional[nn.Module], gallery: GallerySource, out: str, so
         encode_new()
     bar.close()
     index.save()
-    logger.info('%s: %d added, %d already indexed (skipped), %d deleted; %d vectors, %s search',
-                out, added, skipped, removed, len(index), index.kind)
+    logger.info('%s: %d added, %d already indexed (skipped), %d deleted; %d vectors, %s search%s',
+                out, added, skipped, removed, len(index), index.kind, _ivf_settings(index))
     return index
 
 
@@ -124,6 +124,10 @@ def _add_feature_shards(shards, out, model, exact_max, nprobe, delete, progress)
         index.add([i for i, keep in zip(ids, new) if keep], feats[new])
         added += int(new.sum())
         index.save()
-    logger.info('%s: %d added from %d feature shards, %d deleted; %d vectors, %s search',
-                out, added, len(shards), removed, len(index), index.kind)
+    logger.info('%s: %d added from %d feature shards, %d deleted; %d vectors, %s search%s',
+                out, added, len(shards), removed, len(index), index.kind, _ivf_settings(index))
     return index
+
+
+def _ivf_settings(index) -> str:
+    return f' (nlist={index.meta["nlist"]}, nprobe={index.meta["nprobe"]})' if index.kind == 'ivf' else ''

@@ -56,7 +56,8 @@ def load_model(args: argparse.Namespace):
 def main(argv: Optional[List[str]] = None):
     """Returns the saved :class:`~cnclip_mm.index.VectorIndex`."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    logging.basicConfig(level=logging.INFO, format='%(message)s')  # the exact -> IVF switch, the summary
+    logging.getLogger('faiss').setLevel(logging.WARNING)  # not which CPU build of faiss loaded
     from cnclip_mm.index import build_index, model_identity, open_index
     delete = list(args.delete)
     if args.delete_file:
@@ -75,8 +76,6 @@ def main(argv: Optional[List[str]] = None):
     index = build_index(model, gallery, args.out, source=args.model, batch_size=args.batch_size,
                         save_every=args.save_every, exact_max=args.exact_max, nprobe=args.nprobe, delete=delete,
                         backend=args.backend, progress=not args.no_progress, onnx_dir=args.onnx_dir)
-    print(f'{args.out}: {len(index)} vectors, {index.kind} search'
-          + (f' (IVF nlist={index.meta["nlist"]}, nprobe={index.meta["nprobe"]})' if index.kind == 'ivf' else ''))
     return index
 
 
