@@ -1,5 +1,5 @@
-"""tools/analysis/extract_features.py --shards under torchrun: 2 gloo ranks write the same feature set as 1 process, every id
-once, and build_index.py ingests it into the index the images give."""
+"""tools/analysis/extract_features.py --shards on 2 gloo ranks (torchrun's env://) writes the same feature set
+as 1 process, every id once, and build_index.py ingests it into the index the images give."""
 import os
 import socket
 import subprocess
@@ -37,12 +37,15 @@ def test_two_ranks_equal_one_process_and_feed_the_index(assets, tmp_path):
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(port),
-           str(REPO / 'tools' / 'analysis' / 'extract_features.py'), *argv, '--out-dir', str(tmp_path / 'two'),
-           '--launcher', 'pytorch']
-    proc = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO)), capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # what torchrun gives each rank (env://), without its launcher process
+    cmd = [sys.executable, str(REPO / 'tools' / 'analysis' / 'extract_features.py'), *argv, '--out-dir',
+           str(tmp_path / 'two'), '--launcher', 'pytorch']
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO), WORLD_SIZE='2', MASTER_ADDR='127.0.0.1',
+               MASTER_PORT=str(port))
+    ranks = [subprocess.Popen(cmd, env=dict(env, RANK=str(r), LOCAL_RANK=str(r)), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for r in range(2)]
+    errors = [rank.communicate(timeout=600)[1] for rank in ranks]
+    assert [rank.returncode for rank in ranks] == [0, 0], errors[0][-2000:] + errors[1][-2000:]
 
     one, two = features(tmp_path / 'one'), features(tmp_path / 'two')
     assert sorted(one) == sorted(two) == [f'img{i:03d}.jpg' for i in range(24)]  # none dropped, none twice
