@@ -4,6 +4,7 @@ Vectors of two models (or two preprocessings) live in unrelated spaces: searchin
 queries returns confident nonsense, so an index records its maker and every writer / searcher checks it.
 """
 import hashlib
+import json
 import os
 import os.path as osp
 from typing import Optional
@@ -31,7 +32,7 @@ def file_sha256(path: str) -> str:
 
 def model_identity(model: nn.Module, source: Optional[str] = None) -> dict:
     """What an index stores about its model: name / checkpoint (with hash), a fingerprint of the weights,
-    the embedding size, the image tower's config and the image preprocessing.
+    the embedding size, the image tower, the model config (as data) and the image preprocessing.
 
     Args:
         model: the built ``ChineseCLIP``.
@@ -47,6 +48,7 @@ def model_identity(model: nn.Module, source: Optional[str] = None) -> dict:
         embed_dim=int(model.embed_dim),
         image_encoder=dict(type=type(model.image_encoder).__name__,
                            img_size=int(getattr(model.image_encoder, 'img_size', 0))),
+        config=_plain(getattr(model, 'cfg', None)),
         preprocessing=dict(resize='bicubic, square, no crop',
                            image_size=int(getattr(model.image_encoder, 'img_size', 0)),
                            mean=[round(float(v) / 255, 8) for v in prep.mean.flatten()],
@@ -56,6 +58,12 @@ def model_identity(model: nn.Module, source: Optional[str] = None) -> dict:
 
 
 COMPARED = ('weights', 'embed_dim', 'preprocessing')
+
+
+def _plain(cfg):
+    """The model config as JSON data (for people reading meta.json; not compared)."""
+    return None if cfg is None else json.loads(json.dumps(cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg,
+                                                          default=str))
 
 
 def check_identity(stored: dict, given: dict, where: str) -> None:
