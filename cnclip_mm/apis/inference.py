@@ -58,9 +58,11 @@ def preprocess_images(model: nn.Module, images: Sequence[ImageLike]) -> torch.Te
 def _inference_context(model: nn.Module, bf16: bool, cpu_speed: Union[str, bool]):
     """bf16 autocast on the model's device when asked (opt-in: cosine >= 0.999 to fp32; CPU bf16
     matmuls as :func:`cnclip_mm.cpu.bf16_gemm_context` ``'auto'`` picks), inside
-    :func:`cnclip_mm.cpu.cpu_speed` (``'auto'``: on for a model on a CPU)."""
+    :func:`cnclip_mm.cpu.cpu_speed` (``'auto'``: on for a model on a CPU) at the caller's thread count
+    (``torch.set_num_threads`` stays the user's to set around an inference call)."""
     device = next(model.parameters()).device
-    with cpu_speed_block(cpu_speed, device), bf16_autocast(device.type, enabled=bf16):
+    with cpu_speed_block(cpu_speed, device, threads=torch.get_num_threads()), \
+            bf16_autocast(device.type, enabled=bf16):
         yield
 
 

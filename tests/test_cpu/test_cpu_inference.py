@@ -31,6 +31,19 @@ def test_cpu_speed_changes_speed_not_features(tiny_model_cfg, monkeypatch):
     assert routed and not mode.active() and torch.get_num_threads() == threads
 
 
+def test_inference_runs_at_the_callers_thread_count(tiny_model_cfg):
+    model = _model(tiny_model_cfg)
+    seen = []
+    model.image_encoder.register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        encode_images(model, IMAGES, cpu_speed=True)
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(saved)
+
+
 def test_bf16_opt_in_cosine(tiny_model_cfg):
     """encode_images / encode_texts(bf16=True): the opt-in bf16 path stays within cosine 0.999 of fp32."""
     model = _model(tiny_model_cfg)
