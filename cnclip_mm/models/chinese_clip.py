@@ -116,8 +116,8 @@ class ChineseCLIP(BaseModel):
         # Texts first: backward runs the image tower first (autograd starts from the nodes made
         # last), which frees more activation memory than its gradients take, so the text tower's
         # gradients land in memory already held instead of growing the peak (ViT-B/16 + RoBERTa-base,
-        # batch 8: ~300 MiB lower, docs/speed.md). The image tower draws no random numbers, so the
-        # results are the same in either order.
+        # batch 8: ~300 MiB lower, docs/speed.md). The order is fixed, so the random draws of both
+        # towers (text dropout, FLIP patch masking) come in one order from one seed.
         text_feats = self.extract_text_feat(text_ids) if text_ids is not None else None
         image_feats = self.extract_image_feat(images) if images is not None else None
         return image_feats, text_feats
