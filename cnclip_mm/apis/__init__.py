@@ -13,7 +13,6 @@ _SOURCES = {
     'model_info': 'cnclip_mm.models.zoo',
     'register_models': 'cnclip_mm.models.zoo',
     'resolve_weights': 'cnclip_mm.models.zoo',
-    'ZeroShotClassifier': 'cnclip_mm.apis.inference',
     'encode_images': 'cnclip_mm.apis.inference',
     'encode_texts': 'cnclip_mm.apis.inference',
     'FeatureExtractor': 'cnclip_mm.apis.inferencers',

@@ -70,6 +70,11 @@ def test_init_model_reports_no_parameter_inits(tiny_model_cfg):
     assert not reports, reports[:3]
 
 
+def test_every_lazy_api_name_resolves():
+    import cnclip_mm.apis
+    assert all(callable(getattr(cnclip_mm.apis, name)) for name in cnclip_mm.apis.__all__)
+
+
 def test_startup_benchmark_tiny(capsys):
     sys.path.insert(0, str(REPO / 'benchmarks'))
     import startup  # benchmarks/startup.py
