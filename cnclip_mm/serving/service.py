@@ -82,9 +82,12 @@ class EmbeddingService:
     async def classify(self, images: List[str], classes: List[str], top_k: int) -> list:
         """Per image the zero-shot result of :class:`~cnclip_mm.apis.ZeroShotClassificationInferencer`
         (``pred_class``, ``pred_score``, ``topk_*`` cut to ``top_k``, ``pred_scores``), or its InputError."""
+        feats = await self.embed_images(images, 'images')
+        if all(isinstance(item, InputError) for item in feats):
+            return feats  # nothing to classify: the class embeddings are not worth building
         classifier = await self._classifier(classes)
         results = []
-        for item in await self.embed_images(images, 'images'):
+        for item in feats:
             if isinstance(item, InputError):
                 results.append(item)
                 continue
