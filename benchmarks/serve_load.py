@@ -1,7 +1,8 @@
 """Load test of tools/serve.py on loopback: batching on vs one request per model call.
 
     python benchmarks/serve_load.py                        # ViT-B/16 shape (random weights), text requests
-    python benchmarks/serve_load.py --model rn50 --threads 1       # what docs/serving.md reports
+    python benchmarks/serve_load.py --model vit-b-16 --threads 1 --soak 2000   # docs/serving.md's table
+    python benchmarks/serve_load.py --model rn50 --threads 1       # docs/serving.md's memory over 10k requests
     python benchmarks/serve_load.py --kind image --requests 64
     python benchmarks/serve_load.py --tiny                 # tiny model, few requests, servers in-process
 
