@@ -5,11 +5,13 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import List, Optional
 
+import orjson
 import torch
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from .errors import InputError
 from .limits import RequestSizeLimit
@@ -85,7 +87,7 @@ def create_app(service: EmbeddingService, api_key: Optional[str] = None) -> Fast
         data = [_item_error(i, item) if isinstance(item, InputError) else
                 {'object': 'embedding', 'index': i, 'embedding': _encode(item, body.encoding_format)}
                 for i, item in enumerate(items)]
-        return JSONResponse({'object': 'list', 'data': data, 'model': service.name,
+        return _FastJSON({'object': 'list', 'data': data, 'model': service.name,
                              'usage': {'prompt_tokens': tokens, 'total_tokens': tokens}})
 
     @app.post('/classify', dependencies=[Depends(authorize)])
@@ -122,6 +124,16 @@ def create_app(service: EmbeddingService, api_key: Optional[str] = None) -> Fast
     return app
 
 
+class _FastJSON(Response):
+    """JSON written by orjson, numpy arrays included: an embedding leaves as float32 text without a
+    detour through Python floats (several times faster than ``json`` for 512-d float lists)."""
+
+    media_type = 'application/json'
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def _all_or_some(items: list) -> list:
     """Items with per-item errors; when every item failed, the request fails with their messages."""
     errors = [item for item in items if isinstance(item, InputError)]
@@ -140,7 +152,7 @@ def _item_error(index: int, err: InputError) -> dict:
 def _encode(row: torch.Tensor, encoding_format: str):
     if encoding_format == 'base64':
         return base64.b64encode(row.numpy().astype('<f4').tobytes()).decode('ascii')
-    return row.tolist()
+    return row.numpy()
 
 
 def _index_info(index) -> Optional[dict]:

@@ -1,6 +1,6 @@
 """The model side of the service: the model, its feature backend and the batched calls the worker runs."""
 import os
-from typing import List, Optional
+from typing import Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -23,8 +23,9 @@ def load_model(model: str, config: Optional[str] = None, device: str = 'cpu',
 class Encoder:
     """Features of tokenised texts and preprocessed images, one call per batch.
 
-    ``tokenize`` and ``preprocess`` run on the request threads (they are per request and need no model
-    weights); ``compute`` runs on the batcher's single worker thread.
+    ``compute`` runs on the batcher's single worker thread and tokenises a text batch there, in one call
+    (cheaper than per request, and off the event loop); ``preprocess`` (per image: decoding dominates)
+    runs on the request threads.
 
     Args:
         model: a built ``ChineseCLIP`` (eval mode).
@@ -41,22 +42,17 @@ class Encoder:
     def embed_dim(self) -> int:
         return int(self.model.embed_dim)
 
-    def tokenize(self, texts: List[str]) -> torch.Tensor:
-        """``[N, context_length]`` token ids."""
-        return self.model.tokenize(list(texts))
-
-    def count_tokens(self, ids: torch.Tensor) -> int:
-        return int((ids != self.pad_id).sum())
-
     def preprocess(self, image) -> torch.Tensor:
         """One image as the model's normalised ``[3, S, S]`` input (the inferencers' preprocessing)."""
         return preprocess_images(self.model, [image])[0]
 
     @torch.no_grad()
-    def compute(self, kind: str, items: list) -> torch.Tensor:
-        """L2-normalised features ``[N, D]`` of token-id rows (``'text'``) or image tensors (``'image'``)."""
+    def compute(self, kind: str, items: list) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        """L2-normalised features: of texts (``'text'``: ``([N, D] features, [N] token counts)``) or of
+        preprocessed image tensors (``'image'``: ``[N, D]``)."""
         if kind == 'text':
-            return self.backend.text_feats(torch.stack(items))
+            ids = self.model.tokenize(list(items))
+            return self.backend.text_feats(ids), (ids != self.pad_id).sum(dim=1)
         if kind == 'image':
             return self.backend.image_feats(torch.stack(items))
         raise ValueError(f"kind must be 'text' or 'image', got {kind!r}")

@@ -22,7 +22,7 @@ class EmbeddingService:
         name: the model's name in responses.
         limits: the request limits.
         max_batch: most items per model call (1: no batching).
-        max_wait_s: how long a request waits for others to share its model call.
+        max_wait_s: under load, how long a batch that is not full waits for more requests.
         index: a :class:`cnclip_mm.index.VectorIndex` for ``/search`` (checked against the model), or None.
         templates: zero-shot prompt templates (default: the project's default set, as the inferencer's).
         cached_class_lists: how many class lists keep their class embeddings.
@@ -48,9 +48,8 @@ class EmbeddingService:
 
     async def embed_texts(self, texts: List[str]) -> Tuple[torch.Tensor, int]:
         """``([N, D] features, token count)``; texts must have passed :meth:`Limits.check_texts`."""
-        ids = await asyncio.to_thread(self.encoder.tokenize, texts)
-        feats = await self.batcher.submit('text', list(ids))
-        return feats, self.encoder.count_tokens(ids)
+        feats, tokens = await self.batcher.submit('text', texts)
+        return feats, int(tokens.sum())
 
     async def embed_images(self, images: List[str], field: str) -> List[Union[torch.Tensor, InputError]]:
         """Per base64 image its ``[D]`` feature, or the :class:`InputError` that refused it alone."""
