@@ -20,7 +20,6 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    from cnclip_mm.index import EXACT_MAX
     parser = argparse.ArgumentParser(description='Build or update a vector index of gallery images')
     parser.add_argument('model', help='model name (cnclip_mm.apis.list_models), checkpoint path or URL')
     parser.add_argument('gallery', nargs='*', help='folder / glob / *_imgs.tsv / .tar shards / .npz feature '
@@ -31,8 +30,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--delete-file', help='a file with one id to remove per line')
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--save-every', type=int, default=1024, help='images between saves (resume points)')
-    parser.add_argument('--exact-max', type=int, default=EXACT_MAX,
-                        help='vectors up to which search is exact; approximate (IVF) beyond (new index only)')
+    parser.add_argument('--exact-max', type=int,
+                        help='vectors up to which search is exact; approximate (IVF) beyond (new index only; '
+                        'default: cnclip_mm.index.EXACT_MAX)')
     parser.add_argument('--nprobe', type=int, help='IVF lists probed per query (default: nlist/16, >= 16)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default='pytorch')
@@ -58,7 +58,8 @@ def main(argv: Optional[List[str]] = None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')  # the exact -> IVF switch, the summary
     logging.getLogger('faiss').setLevel(logging.WARNING)  # not which CPU build of faiss loaded
-    from cnclip_mm.index import build_index, model_identity, open_index
+    from cnclip_mm.index import EXACT_MAX, build_index, model_identity, open_index
+    exact_max = EXACT_MAX if args.exact_max is None else args.exact_max
     delete = list(args.delete)
     if args.delete_file:
         with open(args.delete_file, encoding='utf-8') as f:
@@ -74,7 +75,7 @@ def main(argv: Optional[List[str]] = None):
         return index
     gallery = args.gallery[0] if len(args.gallery) == 1 else args.gallery
     index = build_index(model, gallery, args.out, source=args.model, batch_size=args.batch_size,
-                        save_every=args.save_every, exact_max=args.exact_max, nprobe=args.nprobe, delete=delete,
+                        save_every=args.save_every, exact_max=exact_max, nprobe=args.nprobe, delete=delete,
                         backend=args.backend, progress=not args.no_progress, onnx_dir=args.onnx_dir)
     return index
 
