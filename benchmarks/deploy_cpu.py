@@ -12,6 +12,7 @@ difference of the features from the official-style model's.
     python benchmarks/deploy_cpu.py                      # batch 1, threads = the CPUs this process may use
     python benchmarks/deploy_cpu.py --batches 1 32 --reps 20 --out work_dirs/deploy_cpu.json
     python benchmarks/deploy_cpu.py --tiny --reps 2      # the tiny test model, seconds (tests run this)
+    python benchmarks/deploy_cpu.py --threads 1 --profile work_dirs/ort_profile   # + where ORT's time goes
 """
 import argparse
 import json
@@ -79,16 +80,21 @@ def main(argv=None):
     parser.add_argument('--tiny', action='store_true', help='the tiny test model instead of ViT-B/16')
     parser.add_argument('--onnx-dir', help='reuse an export of the same model (default: a temporary folder)')
     parser.add_argument('--out', help='write the rows as JSON')
+    parser.add_argument('--profile', metavar='PREFIX',
+                        help="write onnxruntime's per-node profiles to PREFIX_* and print each tower's share "
+                             'of kernel time per operator type')
     args = parser.parse_args(argv)
 
     from cnclip_mm.cpu import cpu_speed
-    from cnclip_mm.deployment import OrtBackend, export_towers
+    from cnclip_mm.deployment import OrtBackend, export_towers, op_time_shares
     torch.set_num_threads(args.threads)
     ours, hf = build_models(MODEL_CONFIGS['tiny' if args.tiny else 'vit-b-16'])
     onnx_dir = args.onnx_dir or tempfile.mkdtemp(prefix='cnclip_bench_onnx_')
     if not osp.isfile(osp.join(onnx_dir, 'meta.json')):
         export_towers(ours, onnx_dir)
-    ort = OrtBackend(onnx_dir, num_threads=args.threads)
+    if args.profile:
+        os.makedirs(osp.dirname(osp.abspath(args.profile)), exist_ok=True)
+    ort = OrtBackend(onnx_dir, num_threads=args.threads, profile_prefix=args.profile)
 
     def own(extract, inputs):  # as the inferencers run it, at the benchmark's thread count
         with cpu_speed(True, threads=args.threads):
@@ -130,6 +136,11 @@ def main(argv=None):
             cells = ' | '.join(f'{min(times[k]):.1f} / {med[k]:.1f}' for k in ('official', 'ours', 'ort'))
             print(f'| {name} | {batch} | {cells} | {row["ort_vs_official"]:.2f}x | {row["ort_vs_ours"]:.2f}x | '
                   f'{diff:.1e} |', flush=True)
+    if args.profile:
+        for tower, path in ort.end_profiling().items():
+            shares = op_time_shares(path)
+            top = ', '.join(f'{op} {share:.0%}' for op, share in list(shares.items())[:6])
+            print(f'ONNX Runtime {tower} tower, share of kernel time (all its runs): {top}; {path}')
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:

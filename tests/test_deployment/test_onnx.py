@@ -4,11 +4,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 from cnclip_mm.apis import FeatureExtractor, ZeroShotClassificationInferencer
-from cnclip_mm.deployment import export_towers, validate_towers
+from cnclip_mm.deployment import OrtBackend, export_towers, op_time_shares, validate_towers
 from cnclip_mm.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,6 +30,20 @@ def test_fp16_weights_cosine(tmp_path, tiny_model_cfg):
     assert report['image'] >= 0.999 and report['text'] >= 0.999
     size32 = (tmp_path / 'fp32' / 'text.onnx').stat().st_size
     assert (tmp_path / 'fp16' / 'text.onnx').stat().st_size < 0.6 * size32
+
+
+def test_profile_shares(tmp_path, tiny_model_cfg):
+    """OrtBackend(profile_prefix=...) writes a profile per tower; the shares name the graph's ops, sum to 1."""
+    export_towers(_model(tiny_model_cfg), str(tmp_path / 'onnx'), validate=False)
+    backend = OrtBackend(str(tmp_path / 'onnx'), num_threads=1, profile_prefix=str(tmp_path / 'prof'))
+    backend.image_feats(torch.randn(1, 3, backend.meta['image_size'], backend.meta['image_size']))
+    paths = backend.end_profiling()
+    assert Path(paths['image']).name.startswith('prof_image')
+    shares = op_time_shares(paths['image'])
+    assert {'MatMul', 'Softmax'} <= set(shares) and sum(shares.values()) == pytest.approx(1.0)
+    assert list(shares.values()) == sorted(shares.values(), reverse=True)
+    with pytest.raises(ValueError, match='no kernel times'):
+        op_time_shares(paths['text'])  # the text session never ran
 
 
 def test_export_tool_and_onnxruntime_backend(tmp_path, zoo):
