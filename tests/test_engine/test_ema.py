@@ -1,6 +1,7 @@
 """configs/demo/finetune_classes_ema.py end to end: class-caption training with the aware loss, zero-shot
 validation on the held-out split, and the EMA option (validation runs on, checkpoints store, the EMA weights)."""
 import glob
+import re
 
 import torch
 from mmengine.config import Config
@@ -25,7 +26,7 @@ class _Snapshot(Hook):
 def test_validation_uses_and_checkpoint_stores_ema_weights(tmp_path):
     data = make_demo_classes(str(tmp_path / 'data'), train_per_class=4, test_per_class=2)
     text = Config.fromfile(str(REPO / 'configs' / 'demo' / 'finetune_classes_ema.py')).pretty_text
-    cfg = Config.fromstring(text.replace('data/demo_classes', data), '.py')
+    cfg = Config.fromstring(re.sub(r"'[^']*data/demo_classes", repr(data)[:-1], text), '.py')
     cfg.train_dataloader.batch_size = 8
     cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1, val_interval=1)
     cfg.custom_hooks[1]['momentum'] = 0.3  # 5 steps: make the average visibly differ from the weights

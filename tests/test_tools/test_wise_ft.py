@@ -1,6 +1,7 @@
 """tools/model_converters/wise_ft.py: exact end points, the mean, architecture check, alpha sweep plot."""
 import importlib.util
 import json
+import re
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('wise_ft')
     data = make_demo_classes(str(tmp / 'data'), train_per_class=1, test_per_class=2)
     text = Config.fromfile(str(REPO / 'configs' / 'demo' / 'finetune_classes.py')).pretty_text
-    cfg = Config.fromstring(text.replace('data/demo_classes', data), '.py')
+    cfg = Config.fromstring(re.sub(r"'[^']*data/demo_classes", repr(data)[:-1], text), '.py')
     cfg.log_level = 'WARNING'
     config = str(tmp / 'eval.py')
     cfg.dump(config)
