@@ -89,7 +89,8 @@ def main(argv=None):
     from cnclip_mm.deployment import OrtBackend, export_towers, op_time_shares
     torch.set_num_threads(args.threads)
     ours, hf = build_models(MODEL_CONFIGS['tiny' if args.tiny else 'vit-b-16'])
-    onnx_dir = args.onnx_dir or tempfile.mkdtemp(prefix='cnclip_bench_onnx_')
+    scratch = None if args.onnx_dir else tempfile.TemporaryDirectory(prefix='cnclip_bench_onnx_')
+    onnx_dir = args.onnx_dir or scratch.name  # a ViT-B/16 export is ~0.7 GB: removed when the run ends
     if not osp.isfile(osp.join(onnx_dir, 'meta.json')):
         export_towers(ours, onnx_dir)
     if args.profile:
@@ -145,6 +146,8 @@ def main(argv=None):
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:
             json.dump(rows, f, indent=2)
+    if scratch is not None:
+        scratch.cleanup()
     return rows
 
 
