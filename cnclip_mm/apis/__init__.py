@@ -9,6 +9,7 @@ from typing import Any
 _SOURCES = {
     'init_model': 'cnclip_mm.models.builder',
     'get_model': 'cnclip_mm.models.zoo',
+    'load_model': 'cnclip_mm.models.zoo',
     'list_models': 'cnclip_mm.models.zoo',
     'model_info': 'cnclip_mm.models.zoo',
     'register_models': 'cnclip_mm.models.zoo',

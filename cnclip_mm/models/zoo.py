@@ -185,3 +185,16 @@ def get_model(name_or_config, pretrained: Union[bool, str] = False, device: Unio
         vocab = entry['Vocab']  # an extra index's own vocabulary; the released models use the shipped one
         vocab_file = download(vocab, subdir='vocab', progress=progress) if is_url(vocab) else vocab
     return init_model(config, checkpoint, device=device, vocab_file=vocab_file, context_length=context_length)
+
+
+def load_model(model: str, config=None, device: Union[str, torch.device] = 'cpu', **kwargs):
+    """What a tool's ``MODEL`` argument names: a model name (with its released weights, unless ``config``
+    is given) or a checkpoint path / URL (built from ``config``, or from the architecture its weights show).
+
+    The one rule of tools/serve.py, tools/demo/app.py, tools/index/build_index.py and the analysis tools.
+    ``kwargs`` go to :func:`get_model` / :func:`init_model` (``vocab_file``, ``context_length``).
+    """
+    from cnclip_mm.models.builder import init_model
+    if is_model_name(model) and not config:
+        return get_model(model, pretrained=True, device=device, **kwargs)
+    return init_model(config, resolve_weights(model), device=device, **kwargs)

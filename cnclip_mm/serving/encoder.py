@@ -11,13 +11,9 @@ from cnclip_mm.apis.inferencers.base import build_backend
 
 def load_model(model: str, config: Optional[str] = None, device: str = 'cpu',
                vocab_file: Optional[str] = None) -> nn.Module:
-    """A model name (with its released weights) or a checkpoint (with ``config``, or its own inferred
-    architecture), through :func:`cnclip_mm.apis.get_model` / :func:`cnclip_mm.apis.init_model`."""
-    from cnclip_mm.apis import get_model, init_model
-    from cnclip_mm.models.zoo import is_model_name, resolve_weights
-    if is_model_name(model) and not config:
-        return get_model(model, pretrained=True, device=device, vocab_file=vocab_file)
-    return init_model(config, resolve_weights(model), device=device, vocab_file=vocab_file)
+    """A model name or a checkpoint, as every tool reads one (:func:`cnclip_mm.apis.load_model`)."""
+    from cnclip_mm.apis import load_model as load
+    return load(model, config, device=device, vocab_file=vocab_file)
 
 
 class Encoder:

@@ -165,8 +165,7 @@ def main(argv: Optional[List[str]] = None) -> str:
     from mmengine.registry import init_default_scope
 
     from cnclip_mm.evaluation.calibration import Calibration, model_identity
-    from cnclip_mm.models.builder import init_model
-    from cnclip_mm.models.zoo import get_model, is_model_name, resolve_weights
+    from cnclip_mm.models.zoo import load_model, resolve_weights
     init_default_scope('cnclip_mm')
     args.device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     cfg = None
@@ -177,10 +176,7 @@ def main(argv: Optional[List[str]] = None) -> str:
         from cnclip_mm.utils import share_tokenizer
         share_tokenizer(cfg)  # the pipelines' TokenizeText get the config's tokenizer, as in training
     weights = resolve_weights(args.checkpoint)
-    if cfg is None and is_model_name(args.checkpoint):
-        model = get_model(args.checkpoint, pretrained=True, device=args.device, context_length=args.context_length)
-    else:
-        model = init_model(cfg, weights, device=args.device, context_length=args.context_length)
+    model = load_model(args.checkpoint, cfg, device=args.device, context_length=args.context_length)
 
     if args.pairs:
         images, texts, labels = read_pairs(args.pairs)

@@ -82,7 +82,7 @@ def extract_gallery_shards(args: argparse.Namespace) -> List[str]:
     from cnclip_mm.datasets.webdataset_shards import expand_shards
     from cnclip_mm.index.feature_shards import MANIFEST, extract_shards, finalize
     from cnclip_mm.index.identity import model_identity
-    from cnclip_mm.models.zoo import is_model_name, resolve_weights
+    from cnclip_mm.models.zoo import load_model
     if args.launcher == 'pytorch':  # torchrun's env:// variables; gloo on CPU-only machines
         if torch.cuda.is_available():
             args.device = f'cuda:{int(os.environ["LOCAL_RANK"])}'
@@ -90,12 +90,7 @@ def extract_gallery_shards(args: argparse.Namespace) -> List[str]:
         torch.distributed.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
     rank, world = get_dist_info()
     config, weights = (args.config, args.checkpoint) if args.checkpoint else (None, args.config)
-    if is_model_name(weights) and config is None:
-        from cnclip_mm.models.zoo import get_model
-        model = get_model(weights, pretrained=True, device=args.device)
-    else:
-        from cnclip_mm.models.builder import init_model
-        model = init_model(config, resolve_weights(weights), device=args.device)
+    model = load_model(weights, config, device=args.device)
     extractor = FeatureExtractor(model, backend=args.backend, onnx_dir=args.onnx_dir, batch_size=args.batch_size)
     urls = expand_shards(args.shards)
     extract_shards(extractor.image_features, model_identity(model, weights), urls, args.out_dir, rank, world,

@@ -33,15 +33,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def build(args: argparse.Namespace):
     from mmengine.registry import init_default_scope
 
-    from cnclip_mm.apis import get_model, init_model
+    from cnclip_mm.apis import load_model
     from cnclip_mm.apis.web_demo import build_demo
-    from cnclip_mm.models.zoo import is_model_name, resolve_weights
     init_default_scope('cnclip_mm')
-    if is_model_name(args.model) and not args.config:
-        model = get_model(args.model, pretrained=True, device=args.device, vocab_file=args.vocab_file)
-    else:
-        model = init_model(args.config, resolve_weights(args.model), device=args.device,
-                           vocab_file=args.vocab_file)
+    model = load_model(args.model, args.config, device=args.device, vocab_file=args.vocab_file)
     return build_demo(model, gallery=args.gallery, templates=args.templates, index=args.index)
 
 

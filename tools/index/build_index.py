@@ -45,12 +45,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def load_model(args: argparse.Namespace):
     from mmengine.registry import init_default_scope
 
-    from cnclip_mm.apis import get_model, init_model
-    from cnclip_mm.models.zoo import is_model_name, resolve_weights
+    from cnclip_mm.apis import load_model
     init_default_scope('cnclip_mm')
-    if is_model_name(args.model) and not args.config:
-        return get_model(args.model, pretrained=True, device=args.device, vocab_file=args.vocab_file)
-    return init_model(args.config, resolve_weights(args.model), device=args.device, vocab_file=args.vocab_file)
+    return load_model(args.model, args.config, device=args.device, vocab_file=args.vocab_file)
 
 
 def main(argv: Optional[List[str]] = None):
