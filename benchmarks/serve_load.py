@@ -1,7 +1,8 @@
 """Load test of tools/serve.py on loopback: batching on vs one request per model call.
 
     python benchmarks/serve_load.py                        # ViT-B/16 shape (random weights), text requests
-    python benchmarks/serve_load.py --model vit-b-16 --threads 1 --soak 2000   # docs/serving.md's table
+    # docs/serving.md's table (about 4 minutes):
+    python benchmarks/serve_load.py --model vit-b-16 --threads 1 --requests 256 --max-seconds 25 --soak 200
     python benchmarks/serve_load.py --model rn50 --threads 1       # docs/serving.md's memory over 10k requests
     python benchmarks/serve_load.py --kind image --requests 64
     python benchmarks/serve_load.py --tiny                 # tiny model, few requests, servers in-process
@@ -9,9 +10,10 @@
 Two servers are started as subprocesses on 127.0.0.1 (port 0) with the same random weights: one batching
 (``--max-batch 32 --max-wait-ms 5``), one with ``--max-batch 1``. Each gets 1, 8 and 32 concurrent clients
 (threads sharing keep-alive connections; one text or one image per request; the two servers take turns
-per level, so load from other processes hits both alike), each level bounded by
-``--requests`` and ``--max-seconds``; throughput, p50 and p99 latency are printed, then the batching /
-one-at-a-time throughput ratio per level. Then the batching server takes ``--soak`` more requests from 32
+per level, which goes first alternating, so load from other processes hits both alike), each level bounded by
+``--requests`` and ``--max-seconds``; throughput, p50 and p99 latency and the mean requests per model call
+are printed, then the batching / one-at-a-time throughput ratio per level, after the model's own gain from batching measured without
+HTTP (the ceiling of those ratios). Then the batching server takes ``--soak`` more requests from 32
 clients (bounded by ``--soak-seconds``) and its resident memory is printed before and after.
 ``--in-process`` (implied by ``--tiny``) runs the servers as threads here instead: no start-up cost, but the
 clients share their process, so only subprocess numbers describe the service.
@@ -48,6 +50,34 @@ def write_checkpoint(model_name: str, folder: str) -> tuple:
     path = osp.join(folder, f'{model_name}_random.pth')
     torch.save({'state_dict': model.state_dict()}, path)
     return path, config, int(model.image_encoder.img_size)
+
+
+def model_alone(checkpoint: str, config: str, kind: str, image_size: int, threads: Optional[int],
+                batch: int = 32) -> dict:
+    """The model's own batching gain, no HTTP: ms per item of ``Encoder.compute`` alone vs in a batch of
+    ``batch`` (the ceiling of the service's ratio), with the servers' torch threads."""
+    import torch
+
+    from cnclip_mm import serving
+    encoder = serving.Encoder(serving.load_model(checkpoint, config))
+    items = ([QUERIES[i % len(QUERIES)] + f' {i}' for i in range(batch)] if kind == 'text' else
+             [encoder.preprocess(serving.images.decode_image(make_body(kind, image_size, i)['images'][0],
+                                                             serving.Limits(), 'images')) for i in range(batch)])
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    try:
+        encoder.compute(kind, items[:2])  # warm-up
+        start = time.perf_counter()
+        for item in items[:8]:
+            encoder.compute(kind, [item])
+        alone = (time.perf_counter() - start) / 8
+        start = time.perf_counter()
+        encoder.compute(kind, items)
+        batched = (time.perf_counter() - start) / batch
+    finally:
+        torch.set_num_threads(previous)
+    return dict(batch=batch, alone_ms=round(alone * 1000, 1), batched_ms=round(batched * 1000, 1),
+                ratio=round(alone / batched, 2))
 
 
 class Server:
@@ -175,6 +205,7 @@ def run(model: str = 'vit-b-16', kind: str = 'text', requests: int = 512, max_se
     """Both servers, every client level, the soak; returns (and prints) the numbers."""
     with tempfile.TemporaryDirectory(prefix='serve_load_') as tmp:
         checkpoint, config, image_size = write_checkpoint(model, tmp)
+        alone = model_alone(checkpoint, config, kind, image_size, threads)
         kind_of_server = InProcessServer if in_process else Server
         servers = {'batching': kind_of_server(checkpoint, config, 32, max_wait_ms, osp.join(tmp, 'batching.log'),
                                               threads),
@@ -186,12 +217,16 @@ def run(model: str = 'vit-b-16', kind: str = 'text', requests: int = 512, max_se
             print(f'servers ready in {time.perf_counter() - started:.1f} s', flush=True)
             bodies = [make_body(kind, image_size, i) for i in range(64)]
             result = dict(model=model, kind=kind, cpu=cpu_name(), servers='in-process' if in_process else 'subprocesses',
-                          threads=threads, levels={})
+                          threads=threads, model_alone=alone, levels={})
             for server in servers.values():
                 load(server.url, bodies, 4, 8, max_seconds)  # warm-up
-            for clients in levels:  # the two servers one after the other per level: the same load from others
-                for name, server in servers.items():
+            for level, clients in enumerate(levels):  # the servers take turns per level, in alternating
+                order = list(servers.items())                # order: both see the same load from others
+                for name, server in order[::-1] if level % 2 == 0 else order:
+                    calls_before = httpx_get_json(server.url + '/health')['batching']['calls']
                     row = load(server.url, bodies, clients, requests, max_seconds)
+                    calls = httpx_get_json(server.url + '/health')['batching']['calls'] - calls_before
+                    row['mean_batch'] = round(row['requests'] / max(1, calls), 1)  # one item per request
                     result['levels'].setdefault(name, []).append(row)
                     print(f'{name}: {row}', file=sys.stderr, flush=True)
             result['ratio'] = {c: round(b['throughput'] / s['throughput'], 2) for c, b, s in
@@ -232,11 +267,14 @@ def report(result: dict) -> None:
     threads = f"{result['threads']} torch threads each" if result['threads'] else 'default torch threads'
     print(f"model {result['model']} (random weights), {result['kind']} requests, servers as {result['servers']} "
           f"({threads}), {result['cpu']}")
-    print(f"{'server':<14} {'clients':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'server':<14} {'clients':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'batch':>6}")
     for name, rows in result['levels'].items():
         for row in rows:
             print(f"{name:<14} {row['clients']:>7} {row['requests']:>8} {row['throughput']:>8} "
-                  f"{row['p50_ms']:>8} {row['p99_ms']:>8}")
+                  f"{row['p50_ms']:>8} {row['p99_ms']:>8} {row['mean_batch']:>6}")
+    alone = result['model_alone']
+    print(f"model alone (no HTTP): {alone['alone_ms']} ms per item one at a time, {alone['batched_ms']} ms per "
+          f"item in a batch of {alone['batch']}: {alone['ratio']}x, the ceiling of the ratios below")
     for clients, ratio in result['ratio'].items():
         print(f'batching / one-at-a-time throughput at {clients} clients: {ratio}x')
     batches = result['batches']
