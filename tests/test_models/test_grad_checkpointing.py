@@ -8,6 +8,7 @@ switch does not depend on which transformers release is installed (transformers 
 that added ``GradientCheckpointingLayer`` kept the flag where per-layer code never read it).
 """
 import ast
+import contextlib
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 import cnclip_mm.models.text_encoders as text_encoders
+from cnclip_mm.cpu import CpuFastPaths, onednn
 from cnclip_mm.registry import MODELS
 from tests.test_models.tiny_batches import pair_batch
 
@@ -53,10 +55,15 @@ def test_every_layer_of_both_towers_is_recomputed_when_checkpointing(tiny_model_
     assert step_calls == dict.fromkeys(names, per_step)
 
 
-def test_checkpointing_gives_the_same_gradients(tiny_model_cfg):
-    """The recomputation replays the forward's dropout masks (saved RNG state): same gradients."""
-    _, _, plain = _step(tiny_model_cfg, checkpointing=False)
-    _, _, recomputed = _step(tiny_model_cfg, checkpointing=True)
+@pytest.mark.parametrize('cpu_paths', [False, True])
+def test_checkpointing_gives_the_same_gradients(tiny_model_cfg, cpu_paths, monkeypatch):
+    """The recomputation replays the forward's dropout masks (saved RNG state): same gradients. Under a torch
+    function mode around the model (cpu_speed's, every path taken), the recomputation runs under it too, so
+    it takes the forward's paths and saves the same tensors."""
+    monkeypatch.setattr(onednn, 'MIN_MACS', 0)
+    with CpuFastPaths() if cpu_paths else contextlib.nullcontext():
+        _, _, plain = _step(tiny_model_cfg, checkpointing=False)
+        _, _, recomputed = _step(tiny_model_cfg, checkpointing=True)
     assert plain.keys() == recomputed.keys()
     for name, grad in plain.items():
         torch.testing.assert_close(recomputed[name], grad, msg=lambda m, name=name: f'{name}: {m}')

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from cnclip_mm.registry import MODELS
 
+from ..checkpointing import checkpointed
 from .utils import LockableTower, resize_pos_embed, resolve_arch
 
 
@@ -103,7 +103,7 @@ class Transformer(nn.Module):
         for i, block in enumerate(self.resblocks):
             rows = queries if i == last else None
             if self.grad_checkpointing and self.training and torch.is_grad_enabled():
-                x = checkpoint(block, x, rows, use_reentrant=False)
+                x = checkpointed(block, x, rows)
             else:
                 x = block(x, rows)
         return x

@@ -13,7 +13,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
+
+from ..checkpointing import checkpointed
 
 ACTIVATIONS = {'gelu': lambda: nn.GELU(), 'gelu_new': lambda: nn.GELU(approximate='tanh'),
                'gelu_pytorch_tanh': lambda: nn.GELU(approximate='tanh'), 'relu': lambda: nn.ReLU()}
@@ -187,7 +188,7 @@ class BertEncoder(nn.Module):
         for i, layer in enumerate(self.layer):
             only = cls_only and i == last
             if recompute:
-                hidden = checkpoint(layer, hidden, key_mask, only, use_reentrant=False)
+                hidden = checkpointed(layer, hidden, key_mask, only)
             else:
                 hidden = layer(hidden, key_mask, only)
         return hidden
