@@ -18,6 +18,9 @@ def _config(tmp_path, data_root) -> str:  # noqa: F811
     # would turn a rounding-level difference of a near-zero gradient into a full lr-sized one).
     tiny['optim_wrapper']['optimizer'] = dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=0.0)
     tiny['default_hooks']['checkpoint'] = dict(by_epoch=False, interval=1, max_keep_ckpts=-1)
+    # Compiled code runs PyTorch's own ops (cpu_speed's paths stand aside under compile), so the eager run
+    # does too: its dropout masks would otherwise come from cpu_speed's sampler.
+    tiny['cpu_speed'] = False
     return dump_with_runtime(tiny, str(tmp_path / 'tiny_cfg.py'))
 
 
