@@ -3,11 +3,12 @@
 Three backends compute the L2-normalised features of one ViT-B/16 + RoBERTa-base Chinese CLIP (random
 weights, fp32): transformers' ``ChineseCLIPModel`` (the port of the official code, the "official-style
 PyTorch model"; ``get_image_features`` / ``get_text_features``), this project's PyTorch model as the
-inferencers run it (inference mode inside ``cpu_speed``, here at the benchmark's thread count) and the
-exported towers in ONNX Runtime (``OrtBackend``); every backend gets the same thread count. Inputs: one 224 px image, one caption of 12 tokens and one that fills the
+inferencers run it (inference mode inside ``cpu_speed``, here at the benchmark's thread count), the
+exported towers in ONNX Runtime (``OrtBackend``) and the same towers exported with ``precision='int8'``
+(onnxruntime's dynamic quantisation of the MatMuls); every backend gets the same thread count. Inputs: one 224 px image, one caption of 12 tokens and one that fills the
 52-token context (no padding). Runs alternate within each repetition, so other load hits all alike;
 prints min / median ms and the ratio of the medians (> 1: ONNX Runtime faster), with the largest
-difference of the features from the official-style model's.
+difference of the fp32 features from the official-style model's and the lowest cosine of the int8 ones.
 
     python benchmarks/deploy_cpu.py                      # batch 1, threads = the CPUs this process may use
     python benchmarks/deploy_cpu.py --batches 1 32 --reps 20 --out work_dirs/deploy_cpu.json
@@ -78,7 +79,8 @@ def main(argv=None):
     parser.add_argument('--reps', type=int, default=20, help='timed runs per backend and case')
     parser.add_argument('--threads', type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument('--tiny', action='store_true', help='the tiny test model instead of ViT-B/16')
-    parser.add_argument('--onnx-dir', help='reuse an export of the same model (default: a temporary folder)')
+    parser.add_argument('--onnx-dir', help='reuse the exports of the same model, in ONNX_DIR/fp32 and ONNX_DIR/int8 '
+                        '(default: a temporary folder)')
     parser.add_argument('--out', help='write the rows as JSON')
     parser.add_argument('--profile', metavar='PREFIX',
                         help="write onnxruntime's per-node profiles to PREFIX_* and print each tower's share "
@@ -90,12 +92,14 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     ours, hf = build_models(MODEL_CONFIGS['tiny' if args.tiny else 'vit-b-16'])
     scratch = None if args.onnx_dir else tempfile.TemporaryDirectory(prefix='cnclip_bench_onnx_')
-    onnx_dir = args.onnx_dir or scratch.name  # a ViT-B/16 export is ~0.7 GB: removed when the run ends
-    if not osp.isfile(osp.join(onnx_dir, 'meta.json')):
-        export_towers(ours, onnx_dir)
+    onnx_dir = args.onnx_dir or scratch.name  # a ViT-B/16 export is ~0.9 GB: removed when the run ends
+    for precision in ('fp32', 'int8'):
+        if not osp.isfile(osp.join(onnx_dir, precision, 'meta.json')):
+            export_towers(ours, osp.join(onnx_dir, precision), precision=precision)
     if args.profile:
         os.makedirs(osp.dirname(osp.abspath(args.profile)), exist_ok=True)
-    ort = OrtBackend(onnx_dir, num_threads=args.threads, profile_prefix=args.profile)
+    ort = OrtBackend(osp.join(onnx_dir, 'fp32'), num_threads=args.threads, profile_prefix=args.profile)
+    int8 = OrtBackend(osp.join(onnx_dir, 'int8'), num_threads=args.threads)
 
     def own(extract, inputs):  # as the inferencers run it, at the benchmark's thread count
         with cpu_speed(True, threads=args.threads):
@@ -106,9 +110,9 @@ def main(argv=None):
                'unknown CPU')
     print(f'{cpu}, {args.threads} threads, load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}, '
           f'{"tiny" if args.tiny else "ViT-B/16"} towers, {args.reps} interleaved runs per case')
-    print('| tower | batch | official-style PyTorch min / median ms | ours | ONNX Runtime | '
-          'ORT vs official-style | ORT vs ours | max abs diff |')
-    print('| --- | --- | --- | --- | --- | --- | --- | --- |')
+    print('| tower | batch | official-style PyTorch min / median ms | ours | ONNX Runtime | ORT int8 | '
+          'ORT vs official-style | ORT vs ours | ORT int8 vs official-style | max abs diff | int8 min cosine |')
+    print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
     def official_image(images):
         return F.normalize(hf.get_image_features(pixel_values=images).pooler_output, dim=-1)
 
@@ -119,24 +123,30 @@ def main(argv=None):
     rows = []
     for batch in args.batches:
         images = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(batch))
-        cases = [('image', images, official_image, partial(own, ours.extract_image_feat), ort.image_feats)]
+        cases = [('image', images, official_image, partial(own, ours.extract_image_feat), ort.image_feats,
+                  int8.image_feats)]
         cases += [(f'text ({length} tokens)', caption(batch, length, vocab), official_text,
-                   partial(own, ours.extract_text_feat), ort.text_feats) for length in sorted({min(12, context), context})]
-        for name, inputs, official, own, onnx in cases:
-            fns = {'official': partial(official, inputs), 'ours': partial(own, inputs), 'ort': partial(onnx, inputs)}
+                   partial(own, ours.extract_text_feat), ort.text_feats, int8.text_feats)
+                  for length in sorted({min(12, context), context})]
+        for name, inputs, official, own, onnx, onnx_int8 in cases:
+            fns = {'official': partial(official, inputs), 'ours': partial(own, inputs), 'ort': partial(onnx, inputs),
+                   'ort_int8': partial(onnx_int8, inputs)}
             with torch.inference_mode():
                 ref = fns['official']()
                 diff = max(float((fns[k]() - ref).abs().max()) for k in ('ours', 'ort'))
+                cosine = float(F.cosine_similarity(fns['ort_int8'](), ref, dim=-1).min())
                 times = interleaved(fns, args.reps)
             med = {k: statistics.median(v) for k, v in times.items()}
             row = dict(tower=name, batch=batch, threads=args.threads, reps=args.reps, max_abs_diff=diff,
+                       int8_min_cosine=cosine,
                        **{f'{k}_min_ms': min(v) for k, v in times.items()},
                        **{f'{k}_median_ms': m for k, m in med.items()},
-                       ort_vs_official=med['official'] / med['ort'], ort_vs_ours=med['ours'] / med['ort'])
+                       ort_vs_official=med['official'] / med['ort'], ort_vs_ours=med['ours'] / med['ort'],
+                       ort_int8_vs_official=med['official'] / med['ort_int8'])
             rows.append(row)
-            cells = ' | '.join(f'{min(times[k]):.1f} / {med[k]:.1f}' for k in ('official', 'ours', 'ort'))
+            cells = ' | '.join(f'{min(times[k]):.1f} / {med[k]:.1f}' for k in ('official', 'ours', 'ort', 'ort_int8'))
             print(f'| {name} | {batch} | {cells} | {row["ort_vs_official"]:.2f}x | {row["ort_vs_ours"]:.2f}x | '
-                  f'{diff:.1e} |', flush=True)
+                  f'{row["ort_int8_vs_official"]:.2f}x | {diff:.1e} | {cosine:.5f} |', flush=True)
     if args.profile:
         for tower, path in ort.end_profiling().items():
             shares = op_time_shares(path)

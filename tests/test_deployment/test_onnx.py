@@ -1,5 +1,6 @@
 """ONNX export: fp16 weights, the export tool by name and the onnxruntime backends of the inferencers and
 feature extraction agree with PyTorch (fp32 exports of each architecture: test_export_fresh.py)."""
+import json
 import sys
 from pathlib import Path
 
@@ -25,11 +26,41 @@ def _model(cfg):
 def test_fp16_weights_cosine(tmp_path, tiny_model_cfg):
     model = _model(tiny_model_cfg)
     export_towers(model, str(tmp_path / 'fp32'), validate=False)
-    export_towers(model, str(tmp_path / 'fp16'), fp16=True, validate=False)
-    report = validate_towers(model, str(tmp_path / 'fp16'), fp16=True, lengths=[5, 52])
+    export_towers(model, str(tmp_path / 'fp16'), precision='fp16', validate=False)
+    report = validate_towers(model, str(tmp_path / 'fp16'), lengths=[5, 52])
     assert report['image'] >= 0.999 and report['text'] >= 0.999
     size32 = (tmp_path / 'fp32' / 'text.onnx').stat().st_size
     assert (tmp_path / 'fp16' / 'text.onnx').stat().st_size < 0.6 * size32
+
+
+def test_int8_export_cosine_meta_and_inferencer(tmp_path, tiny_model_cfg):
+    """--precision int8: onnxruntime's dynamic quantisation of the MatMuls, validated by cosine at export
+    (batch 1 and 7, short to full-context texts); meta.json says int8 and an inferencer runs on it."""
+    import onnx
+
+    from cnclip_mm.deployment.onnx_export import INT8_MIN_COSINE, PRECISIONS
+    model = _model(tiny_model_cfg)
+    out = tmp_path / 'int8'
+    tool = load_tool('deployment/export_onnx.py')
+    assert tool.PRECISIONS == PRECISIONS
+    paths = export_towers(model, str(out), precision='int8')
+    assert INT8_MIN_COSINE <= min(paths['report'].values()) < 1.0  # quantised, so not exact
+    assert json.loads((out / 'meta.json').read_text())['precision'] == 'int8'
+    graph = onnx.load(str(out / 'image.onnx')).graph
+    weights = {init.name for init in graph.initializer}
+    assert any(node.op_type == 'MatMulInteger' for node in graph.node)
+    # Only attention's activation x activation products stay float32 MatMuls.
+    assert not [node.name for node in graph.node if node.op_type == 'MatMul' and set(node.input) & weights]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['int8']  # no partial folder or .fp32 file left
+    assert sorted(p.name for p in out.iterdir()) == ['image.onnx', 'meta.json', 'text.onnx']
+    classes = ['猫', '狗', '鸟']
+    kwargs = dict(classes=classes, templates=['一张{}的照片'])
+    images = [Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8))]
+    torch_res = ZeroShotClassificationInferencer(model, **kwargs)(images)
+    ort_res = ZeroShotClassificationInferencer(model, backend='onnxruntime', onnx_dir=str(out), **kwargs)(images)
+    assert np.abs(np.asarray(torch_res[0]['pred_scores']) - np.asarray(ort_res[0]['pred_scores'])).max() < 0.05
+    with pytest.raises(ValueError, match="precision must be one of .*'int4'"):
+        export_towers(model, str(tmp_path / 'bad'), precision='int4')
 
 
 def test_profile_shares(tmp_path, tiny_model_cfg):
