@@ -25,7 +25,7 @@ def served(tmp_path_factory, vocab_file):
     import copy
     import os
 
-    from conftest import TINY_MODEL
+    from tests.conftest import TINY_MODEL
     os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
     root = tmp_path_factory.mktemp('browser')
     rng = np.random.default_rng(0)
