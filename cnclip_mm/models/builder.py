@@ -87,15 +87,20 @@ def init_weights_quietly(model: torch.nn.Module) -> None:
     """
     from mmengine.logging import MMLogger
     logger = MMLogger.get_current_instance()
-    if any(isinstance(handler, logging.FileHandler) for handler in logger.handlers):
-        model.init_weights()
-        return
+    # A finished Runner in this process closes its log file but leaves the handler on its logger, which
+    # mmengine would write the report into (a closed file handler's stream is None): set those aside.
+    closed = [h for h in logger.handlers if isinstance(h, logging.FileHandler) and h.stream is None]
+    for handler in closed:
+        logger.removeHandler(handler)
     level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
+    if not any(isinstance(handler, logging.FileHandler) for handler in logger.handlers):
+        logger.setLevel(max(level, logging.WARNING))
     try:
         model.init_weights()
     finally:
         logger.setLevel(level)
+        for handler in closed:
+            logger.addHandler(handler)
 
 
 def _drop_pretrained_sources(model_cfg: dict, state_dict: dict, fmt: str, extra: dict) -> None:

@@ -83,3 +83,20 @@ def test_startup_benchmark_tiny(capsys):
     assert set(medians) == {'python -c pass', 'import cnclip_mm.apis', 'tools/train.py --help',
                             'tools/test.py --help'}
     assert all(v > 0 for v in medians.values()) and 'slowest --help' in out
+
+
+def test_init_model_after_a_finished_runner(tiny_model_cfg, tmp_path):
+    """A Runner that finished closes its log file but leaves the handler on the current logger; a later
+    ``init_model`` in the same process builds without writing into the closed file."""
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    from cnclip_mm.apis import init_model
+
+    logger = MMLogger.get_instance(f'closed_{tmp_path.name}', log_file=str(tmp_path / 'run.log'))
+    closed = next(h for h in logger.handlers if isinstance(h, logging.FileHandler))
+    closed.close()
+    assert MMLogger.get_current_instance() is logger and closed.stream is None
+    init_model(tiny_model_cfg)
+    assert closed in logger.handlers
