@@ -44,13 +44,13 @@ def test_forward_backward_on_the_meta_device():
 
 
 @pytest.mark.parametrize('training', [True, False])
-def test_compiles_fullgraph_across_lengths(training):
+def test_compiles_fullgraph_across_lengths(training, device):
     torch._dynamo.reset()
-    bert = tiny_bert().train(training)
+    bert = tiny_bert().to(device).train(training)
     counter = CompileCounterWithBackend('aot_eager')
     compiled = torch.compile(bert, fullgraph=True, backend=counter)  # a graph break raises
     for length in (8, 16, 24):
-        ids = padded_ids(length)
+        ids = padded_ids(length).to(device)
         out = compiled(ids)
         if training:
             out.square().sum().backward()
