@@ -5,6 +5,7 @@
     python benchmarks/serve_load.py --model vit-b-16 --threads 1 --requests 256 --max-seconds 25 --soak 200
     python benchmarks/serve_load.py --model rn50 --threads 1       # docs/serving.md's memory over 10k requests
     python benchmarks/serve_load.py --kind image --requests 64
+    python benchmarks/serve_load.py --device cuda --kind image   # the model on a GPU (docs/serving.md)
     python benchmarks/serve_load.py --tiny                 # tiny model, few requests, servers in-process
 
 Two servers are started as subprocesses on 127.0.0.1 (port 0) with the same random weights: one batching
@@ -53,13 +54,13 @@ def write_checkpoint(model_name: str, folder: str) -> tuple:
 
 
 def model_alone(checkpoint: str, config: str, kind: str, image_size: int, threads: Optional[int],
-                batch: int = 32) -> dict:
+                batch: int = 32, device: str = 'cpu') -> dict:
     """The model's own batching gain, no HTTP: ms per item of ``Encoder.compute`` alone vs in a batch of
     ``batch`` (the ceiling of the service's ratio), with the servers' torch threads."""
     import torch
 
     from cnclip_mm import serving
-    encoder = serving.Encoder(serving.load_model(checkpoint, config))
+    encoder = serving.Encoder(serving.load_model(checkpoint, config, device=device))
     items = ([QUERIES[i % len(QUERIES)] + f' {i}' for i in range(batch)] if kind == 'text' else
              [encoder.preprocess(serving.images.decode_image(make_body(kind, image_size, i)['images'][0],
                                                              serving.Limits(), 'images')) for i in range(batch)])
@@ -84,10 +85,10 @@ class Server:
     """tools/serve.py in a subprocess on 127.0.0.1, port 0; ``url`` once it printed its address."""
 
     def __init__(self, checkpoint: str, config: str, max_batch: int, max_wait_ms: float, log_path: str,
-                 threads: Optional[int] = None):
+                 threads: Optional[int] = None, device: str = 'cpu'):
         cmd = [sys.executable, osp.join(REPO, 'tools', 'serve.py'), checkpoint, '--config', config,
                '--host', '127.0.0.1', '--port', '0', '--max-batch', str(max_batch),
-               '--max-wait-ms', str(max_wait_ms), '--log-level', 'warning']
+               '--max-wait-ms', str(max_wait_ms), '--log-level', 'warning', '--device', device]
         cmd += ['--threads', str(threads)] if threads else []
         self.log = open(log_path, 'w')
         env = dict(os.environ, CNCLIP_API_KEY='')
@@ -119,9 +120,9 @@ class InProcessServer:
     clients then share this process, so its numbers are not the service's)."""
 
     def __init__(self, checkpoint: str, config: str, max_batch: int, max_wait_ms: float, log_path: str,
-                 threads: Optional[int] = None):
+                 threads: Optional[int] = None, device: str = 'cpu'):
         from cnclip_mm import serving
-        model = serving.load_model(checkpoint, config)
+        model = serving.load_model(checkpoint, config, device=device)
         service = serving.EmbeddingService(serving.Encoder(model), name=osp.basename(checkpoint),
                                            max_batch=max_batch, max_wait_s=max_wait_ms / 1000)
         self.server = serving.ServerThread(serving.create_app(service))
@@ -201,22 +202,23 @@ def load(url: str, bodies: List[dict], clients: int, requests: int, max_seconds:
 def run(model: str = 'vit-b-16', kind: str = 'text', requests: int = 512, max_seconds: float = 60,
         soak: int = 10000, soak_seconds: float = 600, max_wait_ms: float = 5.0,
         levels=CLIENT_LEVELS, in_process: bool = False, threads: Optional[int] = None,
-        out: Optional[str] = None) -> dict:
+        out: Optional[str] = None, device: str = 'cpu') -> dict:
     """Both servers, every client level, the soak; returns (and prints) the numbers."""
     with tempfile.TemporaryDirectory(prefix='serve_load_') as tmp:
         checkpoint, config, image_size = write_checkpoint(model, tmp)
-        alone = model_alone(checkpoint, config, kind, image_size, threads)
+        alone = model_alone(checkpoint, config, kind, image_size, threads, device=device)
         kind_of_server = InProcessServer if in_process else Server
         servers = {'batching': kind_of_server(checkpoint, config, 32, max_wait_ms, osp.join(tmp, 'batching.log'),
-                                              threads),
-                   'one-at-a-time': kind_of_server(checkpoint, config, 1, 0, osp.join(tmp, 'single.log'), threads)}
+                                              threads, device),
+                   'one-at-a-time': kind_of_server(checkpoint, config, 1, 0, osp.join(tmp, 'single.log'), threads,
+                                                   device)}
         try:
             started = time.perf_counter()
             for server in servers.values():
                 server.wait_ready()
             print(f'servers ready in {time.perf_counter() - started:.1f} s', flush=True)
             bodies = [make_body(kind, image_size, i) for i in range(64)]
-            result = dict(model=model, kind=kind, cpu=cpu_name(), servers='in-process' if in_process else 'subprocesses',
+            result = dict(model=model, kind=kind, cpu=cpu_name(), device=device_name(device), servers='in-process' if in_process else 'subprocesses',
                           threads=threads, model_alone=alone, levels={})
             for server in servers.values():
                 load(server.url, bodies, 4, 8, max_seconds)  # warm-up
@@ -263,10 +265,16 @@ def cpu_name() -> str:
         return 'unknown CPU'
 
 
+def device_name(device: str) -> str:
+    """The model's device in words: 'cpu', or the GPU's name."""
+    import torch
+    return torch.cuda.get_device_name(device) if device.startswith('cuda') else 'cpu'
+
+
 def report(result: dict) -> None:
     threads = f"{result['threads']} torch threads each" if result['threads'] else 'default torch threads'
     print(f"model {result['model']} (random weights), {result['kind']} requests, servers as {result['servers']} "
-          f"({threads}), {result['cpu']}")
+          f"({threads}), model on {result['device']}, {result['cpu']}")
     print(f"{'server':<14} {'clients':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'batch':>6}")
     for name, rows in result['levels'].items():
         for row in rows:
@@ -300,12 +308,14 @@ def main(argv=None) -> dict:
                         help='servers as threads of this process (no start-up; clients share the process)')
     parser.add_argument('--tiny', action='store_true',
                         help='the tiny model, a few requests, servers in-process: a smoke run of seconds')
+    parser.add_argument('--device', default='cpu', help="the servers' model device (tools/serve.py --device)")
     parser.add_argument('--out', help='also write the numbers as JSON')
     args = parser.parse_args(argv)
     if args.tiny:
         args.model, args.requests, args.soak, args.max_seconds, args.in_process = 'tiny', 16, 32, 30, True
     return run(args.model, args.kind, args.requests, args.max_seconds, args.soak, args.soak_seconds,
-               args.max_wait_ms, in_process=args.in_process, threads=args.threads, out=args.out)
+               args.max_wait_ms, in_process=args.in_process, threads=args.threads, out=args.out,
+               device=args.device)
 
 
 if __name__ == '__main__':
