@@ -2,9 +2,9 @@
 
 :func:`cpu_speed` is the switch (the runner's ``cpu_speed`` config key, the inference functions'
 ``cpu_speed`` argument): on a CPU it reroutes, from outside the model (:mod:`.mode`), the Linear
-layers' large float32 products to oneDNN (:mod:`.onednn`), training dropout to a fast sampler whose
-masks are the same on every CPU vendor (:mod:`.dropout`) and short attention to its written-out form
-(:mod:`.attention`), and sets the thread count (:mod:`.threads`);
+layers' large float32 products to oneDNN (:mod:`.onednn`) and training dropout, attention's too
+(:mod:`.attention`), to a fast sampler whose masks are the same on every CPU vendor (:mod:`.dropout`),
+and sets the thread count (:mod:`.threads`);
 everything is put back when its block ends. :class:`Bf16GemmAsFp32` (:mod:`.bf16`) runs bf16 matrix products on
 CPUs without bf16 matrix instructions. This package imports torch, numpy and the standard library
 only (and mmengine's logging), never the models or the APIs.

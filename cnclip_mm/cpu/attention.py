@@ -1,20 +1,14 @@
-"""Scaled dot-product attention written out (two matmuls and a softmax) where that is faster on CPU.
+"""Scaled dot-product attention with dropout on the probabilities, written out (two matmuls and a softmax).
 
-PyTorch's CPU SDPA runs a flash-attention kernel whose per-block overhead dominates short sequences
-(the demo's 17 tokens: forward + backward 2.2 instead of 1.0 ms a layer); the two forms were even at
-~200 keys, and the bound stays lower because the written-out form keeps the probabilities
-``[N, heads, L, L]`` for backward. With dropout on the probabilities (the text tower in training)
-torch's CPU SDPA writes the math out itself and draws its mask with torch's serial sampler; here
-the probabilities go through :func:`cnclip_mm.cpu.dropout.dropout` instead.
+With dropout (the text tower in training) torch's CPU SDPA writes the math out itself and draws its
+mask with torch's sampler, whose masks depend on the CPU's vendor; here the probabilities go through
+:func:`cnclip_mm.cpu.dropout.dropout` instead, so the dropout path's masks cover attention too.
 """
 from typing import Optional
 
 import torch
 
 from .dropout import dropout
-
-# Up to this many keys attention without dropout is written out (benchmarks/cpu_speed.py measures it).
-SHORT_KEYS = 100
 
 
 def written_out(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,

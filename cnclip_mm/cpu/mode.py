@@ -1,26 +1,27 @@
 """The fast paths, applied from outside the model: a torch function mode that reroutes three calls.
 
-The towers call plain modules (``nn.Linear``, ``nn.Dropout``, ``nn.Conv2d``,
-``F.scaled_dot_product_attention``); while :class:`CpuFastPaths` is on the mode stack, those calls on
-plain CPU tensors go to :mod:`.onednn` (large float32 products, outside autocast), :mod:`.dropout`
-(training masks), :mod:`.attention` (short keys, or dropout on the probabilities) and :mod:`.patchify`
-(patch-embedding convolutions). Every other call runs as PyTorch's own. Hooks, wrappers and state-dict keys are untouched: no module is swapped. The mode
+The towers call plain modules (``nn.Linear``, ``nn.Dropout``, ``F.scaled_dot_product_attention``); while
+:class:`CpuFastPaths` is on the mode stack, those calls on plain CPU tensors go to :mod:`.onednn` (large
+float32 products, outside autocast) and :mod:`.dropout` (training masks, also those of attention's
+probabilities, through :mod:`.attention`). Every other call runs as PyTorch's own. Hooks, wrappers and state-dict keys are untouched: no module is swapped. The mode
 passes everything through under ``torch.compile`` / ``torch.export`` (ONNX), ``torch.jit.trace`` and
 functorch transforms, and for tensors that are not plain CPU tensors (CUDA, meta, fake, DTensor and
 other subclasses), so compiled, exported and accelerator runs see PyTorch's ops only. A process
 forked while the mode is on (a DataLoader worker) leaves it (:func:`_leave_in_child`).
 """
+import contextlib
 import os
-from typing import Iterable
+from typing import Iterable, Iterator, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
 
-from . import attention, dropout, onednn, patchify
+from . import attention, dropout, onednn
 
-PATHS = ('onednn', 'dropout', 'attention', 'patchify')
+PATHS = ('onednn', 'dropout')
+T = TypeVar('T')
 _PLAIN = (torch.Tensor, nn.Parameter)
 
 
@@ -35,13 +36,11 @@ def _eager() -> bool:
 
 
 class CpuFastPaths(TorchFunctionMode):
-    """Reroute ``F.linear``, ``F.dropout``, ``F.conv2d`` and ``F.scaled_dot_product_attention`` on CPU
-    (module docstring).
+    """Reroute ``F.linear``, ``F.dropout`` and ``F.scaled_dot_product_attention`` on CPU (module docstring).
 
     Args:
         paths: which of :data:`PATHS` to take (``'onednn'``: large fp32 Linear products; ``'dropout'``:
-            training dropout's masks; ``'attention'``: SDPA written out for short keys or with dropout;
-            ``'patchify'``: stride-equals-kernel convolutions as one matrix product).
+            training dropout's masks, of ``F.dropout`` and of SDPA's ``dropout_p``).
     """
 
     def __init__(self, paths: Iterable[str] = PATHS) -> None:
@@ -50,10 +49,9 @@ class CpuFastPaths(TorchFunctionMode):
         unknown = self.paths - set(PATHS)
         if unknown:
             raise ValueError(f'unknown CPU fast path(s) {sorted(unknown)}: expected some of {PATHS}')
-        routes = {'onednn': (F.linear, self._linear), 'dropout': (F.dropout, self._dropout),
-                  'attention': (F.scaled_dot_product_attention, self._attention),
-                  'patchify': (F.conv2d, self._conv2d)}
-        self._routes = dict(routes[p] for p in self.paths)
+        routes = {'onednn': {F.linear: self._linear},
+                  'dropout': {F.dropout: self._dropout, F.scaled_dot_product_attention: self._attention}}
+        self._routes = {func: route for p in self.paths for func, route in routes[p].items()}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -80,20 +78,10 @@ class CpuFastPaths(TorchFunctionMode):
         return dropout.dropout(input, p)
 
     @staticmethod
-    def _conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-        if (not _plain_cpu(input, weight, bias) or torch.is_autocast_enabled('cpu')
-                or not patchify.fits(input, weight, stride, padding, dilation, groups)):
-            return NotImplemented
-        return patchify.conv2d(input, weight, bias)
-
-    def _attention(self, query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+    def _attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                    enable_gqa=False):
-        if (is_causal or enable_gqa or not _plain_cpu(query, key, value, attn_mask)
+        if (dropout_p <= 0 or is_causal or enable_gqa or not _plain_cpu(query, key, value, attn_mask)
                 or torch.is_autocast_enabled('cpu') or query.dtype != torch.float32):
-            return NotImplemented
-        if dropout_p > 0 and 'dropout' not in self.paths:  # its masks would not be torch's either
-            return NotImplemented
-        if dropout_p == 0 and key.shape[-2] > attention.SHORT_KEYS:
             return NotImplemented
         return attention.written_out(query, key, value, attn_mask, dropout_p, scale)
 
@@ -101,6 +89,42 @@ class CpuFastPaths(TorchFunctionMode):
 def active() -> bool:
     """Whether a :class:`CpuFastPaths` is on this thread's mode stack."""
     return any(isinstance(m, CpuFastPaths) for m in _get_current_function_mode_stack())
+
+
+@contextlib.contextmanager
+def suspended() -> Iterator[None]:
+    """Run the block with :class:`CpuFastPaths` off this thread's mode stack (other modes stay), then
+    put the stack back as it was."""
+    stack = _get_current_function_mode_stack()
+    if not any(isinstance(m, CpuFastPaths) for m in stack):
+        yield
+        return
+    for _ in stack:
+        torch._C._pop_torch_function_stack()
+    try:
+        for mode in stack:
+            if not isinstance(mode, CpuFastPaths):
+                torch._C._push_on_torch_function_stack(mode)
+        yield
+    finally:
+        for _ in _get_current_function_mode_stack():
+            torch._C._pop_torch_function_stack()
+        for mode in stack:
+            torch._C._push_on_torch_function_stack(mode)
+
+
+def fetched_outside(batches: Iterable[T]) -> Iterator[T]:
+    """The items of ``batches``, each fetched with the fast paths suspended: loading in the main process
+    (``num_workers=0``) calls none of the rerouted functions but would pay the mode's dispatch on every
+    torch call of the pipeline and the collate."""
+    batches = iter(batches)
+    while True:
+        with suspended():
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+        yield batch
 
 
 def _leave_in_child() -> None:

@@ -43,8 +43,8 @@ def cpu_speed(enabled: Union[str, bool] = 'auto', device: Union[str, torch.devic
     """Run the block with the CPU fast path and thread policy; put every global setting back after.
 
     Inside (when on): :class:`cnclip_mm.cpu.mode.CpuFastPaths` draws training dropout masks with
-    :mod:`cnclip_mm.cpu.dropout` (fast, and the same on every CPU vendor for one seed), writes short or
-    dropout attention out (:mod:`cnclip_mm.cpu.attention`) and sends large float32 Linear products
+    :mod:`cnclip_mm.cpu.dropout` (fast, and the same on every CPU vendor for one seed; attention with
+    dropout is written out to use them, :mod:`cnclip_mm.cpu.attention`) and sends large float32 Linear products
     through oneDNN where :func:`cnclip_mm.cpu.onednn.resolve` chooses it; the torch intra-op thread
     count follows :func:`cnclip_mm.cpu.threads.choose_threads`. On exit the thread count is restored
     and the mode popped. A block inside another one that is on changes nothing
@@ -74,7 +74,7 @@ def cpu_speed(enabled: Union[str, bool] = 'auto', device: Union[str, torch.devic
         if on:
             use, reason = onednn.resolve()  # its probe runs here, never inside a forward or a tracer
             state.notes.append(f'Linear products by {"oneDNN" if use else "BLAS"} ({reason}); dropout masks '
-                               'by SFC64; short attention written out')
+                               'by SFC64')
             paths = [p for p in mode.PATHS if use or p != 'onednn']
             restore.enter_context(mode.CpuFastPaths(paths))
         if logger is not None:

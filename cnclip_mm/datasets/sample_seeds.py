@@ -8,7 +8,7 @@ with the three generators seeded from ``(seed, epoch, index)``, so a resume may 
 """
 import itertools
 import random
-from typing import Iterator, Tuple
+from typing import Iterator, List, Tuple
 
 import numpy as np
 import torch
@@ -65,17 +65,24 @@ class SeededSamples(Dataset):
         self.dataset = dataset
 
     def __getitem__(self, key: Tuple[int, int]):
-        index, seed = key
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: List[Tuple[int, int]]) -> list:
+        """A batch of fetches (the DataLoader's batched call): the caller's generator states are saved and
+        put back once per batch, the costly part (NumPy's state is 624 words each way)."""
         python_state, numpy_state = random.getstate(), np.random.get_state()
+        samples = []
         with torch.random.fork_rng(devices=[]):
-            random.seed(seed)
-            np.random.seed(seed)
-            torch.default_generator.manual_seed(seed)  # the CPU generator only: CUDA streams stay
             try:
-                return self.dataset[index]
+                for index, seed in keys:
+                    random.seed(seed)
+                    np.random.seed(seed)
+                    torch.default_generator.manual_seed(seed)  # the CPU generator only: CUDA streams stay
+                    samples.append(self.dataset[index])
             finally:
                 random.setstate(python_state)
                 np.random.set_state(numpy_state)
+        return samples
 
     def __len__(self) -> int:
         return len(self.dataset)

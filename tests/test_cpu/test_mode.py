@@ -4,14 +4,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnclip_mm.cpu import attention, dropout, mode, onednn, patchify
+from cnclip_mm.cpu import attention, dropout, mode, onednn
 from cnclip_mm.cpu.mode import CpuFastPaths
 
 
 @pytest.fixture
 def counted(monkeypatch):
     """Count what each path runs; every product takes oneDNN (no size floor)."""
-    calls = {'onednn': 0, 'dropout': 0, 'attention': 0, 'patchify': 0}
+    calls = {'onednn': 0, 'dropout': 0, 'attention': 0}
     monkeypatch.setattr(onednn, 'MIN_MACS', 0)
 
     def counting(module, name, key):
@@ -24,7 +24,6 @@ def counted(monkeypatch):
     counting(onednn, 'linear', 'onednn')
     counting(dropout, 'dropout', 'dropout')
     counting(attention, 'written_out', 'attention')
-    counting(patchify, 'conv2d', 'patchify')
     return calls
 
 
@@ -55,7 +54,7 @@ def test_routes_each_call_and_matches_the_plain_path(counted):
         out = block(x, mask)
         grads = torch.autograd.grad(out, (x, *block.parameters()), grad)
         F.linear(input=x, weight=block.qkv.weight)  # keywords too
-    assert counted == {'onednn': 2, 'dropout': 0, 'attention': 1, 'patchify': 0}  # eval: no dropout
+    assert counted == {'onednn': 2, 'dropout': 0, 'attention': 0}  # eval: no dropout, SDPA stays torch's
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     for got, want in zip(grads, ref_grads):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
@@ -67,7 +66,7 @@ def test_training_dropout_has_torch_distribution(counted):
     with CpuFastPaths():
         block(torch.randn(2, 9, 32))
         kept = nn.Dropout(0.3)(torch.ones(400, 500))
-    assert counted == {'onednn': 1, 'dropout': 2, 'attention': 1, 'patchify': 0}  # the probabilities' dropout, the output's
+    assert counted == {'onednn': 1, 'dropout': 2, 'attention': 1}  # the probabilities' dropout, the output's
     assert torch.equal(kept.unique(), torch.tensor([0.0, 1 / 0.7]))
     assert abs((kept == 0).float().mean().item() - 0.3) < 5 * (0.3 * 0.7 / kept.numel()) ** 0.5
 
@@ -85,11 +84,11 @@ def test_attention_with_dropout_equals_its_math(counted):
     torch.testing.assert_close(out, (probs * keep / 0.6) @ v, atol=1e-6, rtol=1e-5)
 
 
-def test_long_keys_without_dropout_stay_with_sdpa(counted):
-    q = torch.randn(1, 2, attention.SHORT_KEYS + 1, 8)
+def test_attention_without_dropout_stays_with_sdpa(counted):
+    q = torch.randn(1, 2, 9, 8)
     with CpuFastPaths():
         F.scaled_dot_product_attention(q, q, q)
-        F.scaled_dot_product_attention(q, q, q, is_causal=True)
+        F.scaled_dot_product_attention(q, q, q, dropout_p=0.3, is_causal=True)
     assert counted['attention'] == 0
 
 
@@ -100,11 +99,9 @@ def test_passes_through_under_autocast_tracing_compile_meta_and_subclasses(count
     with CpuFastPaths():
         with torch.autocast('cpu', dtype=torch.bfloat16):
             lin(x)
-            F.scaled_dot_product_attention(q, q, q)
+            F.scaled_dot_product_attention(q, q, q, dropout_p=0.5)
         traced = torch.jit.trace(lin, (x,), check_trace=False)
         assert 'aten::linear' in str(traced.graph)  # what exports see
-        stem = torch.jit.trace(nn.Conv2d(3, 4, 2, stride=2), (torch.randn(1, 3, 4, 4),), check_trace=False)
-        assert 'aten::_convolution' in str(stem.graph)  # an exported ViT keeps its Conv stem
         compiled = torch.compile(nn.Sequential(lin, nn.Dropout(0.5)), fullgraph=True, backend='aot_eager')
         compiled(x)
         lin.to('meta')(x.to('meta'))
@@ -118,20 +115,21 @@ def test_passes_through_under_autocast_tracing_compile_meta_and_subclasses(count
         F.dropout(torch.ones(4, 4), 0.5, inplace=True)
         w = torch.randn(6, 8)
         torch.func.vmap(lambda t: F.linear(t, w))(torch.randn(3, 2, 8))
-    assert counted == {'onednn': 0, 'dropout': 0, 'attention': 0, 'patchify': 0}
+    assert counted == {'onednn': 0, 'dropout': 0, 'attention': 0}
 
 
 def test_only_the_chosen_paths(counted):
     lin = nn.Linear(8, 6)
+    q = torch.randn(1, 2, 5, 4)
     with CpuFastPaths(['dropout']):
         lin(torch.randn(4, 8))
         F.dropout(torch.ones(4, 4), 0.5)
-        q = torch.randn(1, 2, 5, 4)
-        F.scaled_dot_product_attention(q, q, q, dropout_p=0.5)  # attention path off
-    assert counted == {'onednn': 0, 'dropout': 1, 'attention': 0, 'patchify': 0}
-    with CpuFastPaths(['attention']):
-        F.scaled_dot_product_attention(q, q, q, dropout_p=0.5)  # its masks would need the dropout path
-    assert counted['attention'] == 0
+        F.scaled_dot_product_attention(q, q, q, dropout_p=0.5)
+    assert counted == {'onednn': 0, 'dropout': 1, 'attention': 1}
+    with CpuFastPaths(['onednn']):
+        F.dropout(torch.ones(4, 4), 0.5)
+        F.scaled_dot_product_attention(q, q, q, dropout_p=0.5)  # the dropout path off: torch's masks
+    assert counted == {'onednn': 0, 'dropout': 1, 'attention': 1}
     with pytest.raises(ValueError, match="unknown CPU fast path.*'gemm'"):
         CpuFastPaths(['gemm'])
 
@@ -145,20 +143,24 @@ def test_hooks_and_wrappers_still_see_the_modules():
     assert seen == [torch.Size([4, 6])] and not mode.active()
 
 
-def test_patch_embedding_convolution_is_one_product(counted):
-    """A stride-equals-kernel conv (a ViT stem) takes the GEMM path with conv2d's values and gradients;
-    convolutions of another shape stay PyTorch's."""
-    torch.manual_seed(0)
-    stem = nn.Conv2d(3, 16, 8, stride=8, bias=True)
-    x = torch.randn(2, 3, 32, 24, requires_grad=True)
-    ref = stem(x)
-    ref_grads = torch.autograd.grad(ref.square().sum(), (x, stem.weight, stem.bias))
-    with CpuFastPaths(['patchify']):
-        out = stem(x)
-        grads = torch.autograd.grad(out.square().sum(), (x, stem.weight, stem.bias))
-        nn.Conv2d(3, 4, 3, stride=1, padding=1)(x)  # not a patch embedding
-        nn.Conv2d(3, 4, 8, stride=8)(torch.randn(1, 3, 30, 30))  # the kernel does not divide the size
-    assert counted['patchify'] == 1 and out.shape == ref.shape == (2, 16, 4, 3)
-    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
-    for got, want in zip(grads, ref_grads):
-        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)
+class _Marker(torch.overrides.TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+def test_batches_are_fetched_with_the_fast_paths_suspended_and_the_stack_restored():
+    seen = []
+
+    def batches():
+        for i in range(3):
+            seen.append((mode.active(), [type(m) for m in torch.overrides._get_current_function_mode_stack()]))
+            yield i
+
+    with _Marker(), CpuFastPaths(), _Marker():
+        before = torch.overrides._get_current_function_mode_stack()
+        got = [(batch, mode.active()) for batch in mode.fetched_outside(batches())]
+        assert torch.overrides._get_current_function_mode_stack() == before
+    assert got == [(0, True), (1, True), (2, True)]  # the loop body runs with the paths on
+    assert seen == [(False, [_Marker, _Marker])] * 3  # each fetch without them, other modes kept
+    with mode.suspended():  # nothing to suspend: a no-op
+        assert torch.overrides._get_current_function_mode_stack() == []

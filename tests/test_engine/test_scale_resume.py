@@ -110,6 +110,7 @@ def test_seeded_samples_fix_augmentation_and_restore_the_callers_rngs():
     states = torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy()
     first = draws[1, 11]
     assert first == draws[1, 11] and draws[1, 12] != first
+    assert draws.__getitems__([(1, 11), (2, 12)]) == [first, draws[2, 12]]  # a batch: the same draws
     assert torch.equal(torch.get_rng_state(), states[0]) and random.getstate() == states[1]
     assert (np.random.get_state()[1] == states[2]).all()
     assert len(draws) == 3 and draws.name == 'draws'  # the dataset's attributes read through

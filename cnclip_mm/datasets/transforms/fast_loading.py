@@ -34,6 +34,7 @@ from .loading import LoadImage
 from .processing import _INTERPOLATION, RandomResizedCrop, _pair
 
 _ENCODED = ('img_b64', 'img_bytes', 'img_path')
+JPEG_SIGNATURE = b'\xff\xd8\xff'  # every JPEG starts with SOI and a marker
 
 
 def _encoded(results: dict) -> bool:
@@ -182,6 +183,10 @@ class LoadRandomResizedCrop(RandomResizedCrop):
             return self._exact(results)
         where = _where(results)
         data = LoadImage._read(results, where)
+        if bytes(data[:3]) != JPEG_SIGNATURE:  # PNG and the like: the exact path, without a second open
+            results.pop('img_b64', None)
+            results['img_bytes'] = data
+            return self._exact(results)
         try:
             image, fast = open_jpeg(data)
             original = (image.height, image.width)  # before the decode reduces image.size

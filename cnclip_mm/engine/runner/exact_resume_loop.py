@@ -3,6 +3,7 @@ import torch
 from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import BatchSampler, DataLoader
 
+from cnclip_mm.cpu.mode import fetched_outside
 from cnclip_mm.datasets.sample_seeds import SeededIndexSampler, SeededSamples
 from cnclip_mm.registry import LOOPS
 
@@ -61,7 +62,7 @@ class ExactResumeEpochBasedTrainLoop(EpochBasedTrainLoop):
         self.dataloader.sampler.skip(done * self.dataloader.batch_size)
         with torch.random.fork_rng(devices=[]):
             batches = iter(self.dataloader)
-        for idx, data_batch in enumerate(batches, start=done):
+        for idx, data_batch in enumerate(fetched_outside(batches), start=done):
             self.run_iter(idx, data_batch)
         self.runner.call_hook('after_train_epoch')
         self._epoch += 1
