@@ -4,10 +4,11 @@ The towers call plain modules (``nn.Linear``, ``nn.Dropout``, ``F.scaled_dot_pro
 :class:`CpuFastPaths` is on the mode stack, those calls on plain CPU tensors go to :mod:`.onednn` (large
 float32 products, outside autocast) and :mod:`.dropout` (training masks, also those of attention's
 probabilities, through :mod:`.attention`). Every other call runs as PyTorch's own. Hooks, wrappers and
-state-dict keys are untouched: no module is swapped. The mode passes everything through under ``torch.compile`` / ``torch.export`` (ONNX), ``torch.jit.trace`` and
-functorch transforms, and for tensors that are not plain CPU tensors (CUDA, meta, fake, DTensor and
-other subclasses), so compiled, exported and accelerator runs see PyTorch's ops only. A process
-forked while the mode is on (a DataLoader worker) leaves it (:func:`_leave_in_child`).
+state-dict keys are untouched: no module is swapped. The mode passes everything through under
+``torch.compile`` / ``torch.export`` (ONNX), ``torch.jit.trace`` and functorch transforms, and for tensors
+that are not plain CPU tensors (CUDA, meta, fake, DTensor and other subclasses), so compiled, exported and
+accelerator runs see PyTorch's ops only. A process forked while the mode is on (a DataLoader worker)
+leaves it (:func:`_leave_in_child`).
 """
 import contextlib
 import os
