@@ -92,26 +92,32 @@ def active() -> bool:
     return any(isinstance(m, CpuFastPaths) for m in _get_current_function_mode_stack())
 
 
+def _restack(modes) -> None:
+    """Make ``modes`` this thread's whole torch function mode stack (bottom first)."""
+    for _ in range(torch._C._len_torch_function_stack()):
+        torch._C._pop_torch_function_stack()
+    for mode in modes:
+        torch._C._push_on_torch_function_stack(mode)
+
+
+def _without_fast_paths(stack) -> list:
+    return [m for m in stack if not isinstance(m, CpuFastPaths)]
+
+
 @contextlib.contextmanager
 def suspended() -> Iterator[None]:
     """Run the block with :class:`CpuFastPaths` off this thread's mode stack (other modes stay), then
     put the stack back as it was."""
     stack = _get_current_function_mode_stack()
-    if not any(isinstance(m, CpuFastPaths) for m in stack):
+    others = _without_fast_paths(stack)
+    if len(others) == len(stack):
         yield
         return
-    for _ in stack:
-        torch._C._pop_torch_function_stack()
+    _restack(others)
     try:
-        for mode in stack:
-            if not isinstance(mode, CpuFastPaths):
-                torch._C._push_on_torch_function_stack(mode)
         yield
     finally:
-        for _ in _get_current_function_mode_stack():
-            torch._C._pop_torch_function_stack()
-        for mode in stack:
-            torch._C._push_on_torch_function_stack(mode)
+        _restack(stack)
 
 
 def fetched_outside(batches: Iterable[T]) -> Iterator[T]:
@@ -132,13 +138,9 @@ def _leave_in_child() -> None:
     """In a forked child (a DataLoader worker), take :class:`CpuFastPaths` off the mode stack: the
     worker never leaves the parent's ``with`` block that would pop it."""
     stack = _get_current_function_mode_stack()
-    if not any(isinstance(m, CpuFastPaths) for m in stack):
-        return
-    for _ in stack:
-        torch._C._pop_torch_function_stack()
-    for mode in stack:
-        if not isinstance(mode, CpuFastPaths):
-            torch._C._push_on_torch_function_stack(mode)
+    others = _without_fast_paths(stack)
+    if len(others) != len(stack):
+        _restack(others)
 
 
 if hasattr(os, 'register_at_fork'):
