@@ -183,14 +183,11 @@ class LoadRandomResizedCrop(RandomResizedCrop):
             return self._exact(results)
         where = _where(results)
         data = LoadImage._read(results, where)
-        if bytes(data[:3]) != JPEG_SIGNATURE:  # PNG and the like: the exact path, without a second open
-            results.pop('img_b64', None)
-            results['img_bytes'] = data
-            return self._exact(results)
         try:
-            image, fast = open_jpeg(data)
-            original = (image.height, image.width)  # before the decode reduces image.size
+            # PNG and the like skip the header open here: the exact path opens them itself
+            image, fast = open_jpeg(data) if bytes(data[:3]) == JPEG_SIGNATURE else (None, False)
             if fast:
+                original = (image.height, image.width)  # before the decode reduces image.size
                 box = self.get_box(image.height, image.width)
                 reduction = reduction_for((box[2] - box[0], box[3] - box[1]), self.scale)
                 crop = crop_reduced(decode_reduced(data, image, reduction, self.decoder), box, reduction)
