@@ -60,7 +60,8 @@ def model_alone(checkpoint: str, config: str, kind: str, image_size: int, thread
     import torch
 
     from cnclip_mm import serving
-    encoder = serving.Encoder(serving.load_model(checkpoint, config, device=device))
+    from cnclip_mm.apis import load_model
+    encoder = serving.Encoder(load_model(checkpoint, config, device=device))
     items = ([QUERIES[i % len(QUERIES)] + f' {i}' for i in range(batch)] if kind == 'text' else
              [encoder.preprocess(serving.images.decode_image(make_body(kind, image_size, i)['images'][0],
                                                              serving.Limits(), 'images')) for i in range(batch)])
@@ -122,7 +123,8 @@ class InProcessServer:
     def __init__(self, checkpoint: str, config: str, max_batch: int, max_wait_ms: float, log_path: str,
                  threads: Optional[int] = None, device: str = 'cpu'):
         from cnclip_mm import serving
-        model = serving.load_model(checkpoint, config, device=device)
+        from cnclip_mm.apis import load_model
+        model = load_model(checkpoint, config, device=device)
         service = serving.EmbeddingService(serving.Encoder(model), name=osp.basename(checkpoint),
                                            max_batch=max_batch, max_wait_s=max_wait_ms / 1000)
         self.server = serving.ServerThread(serving.create_app(service))

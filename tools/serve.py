@@ -51,7 +51,8 @@ def build_app(args: argparse.Namespace):
     """The FastAPI app for parsed arguments (loads the model, the backend and the index)."""
     from mmengine.registry import init_default_scope
 
-    from cnclip_mm.serving import EmbeddingService, Encoder, Limits, create_app, load_model
+    from cnclip_mm.apis import load_model
+    from cnclip_mm.serving import EmbeddingService, Encoder, Limits, create_app
     init_default_scope('cnclip_mm')
     model = load_model(args.model, args.config, device=args.device, vocab_file=args.vocab_file)
     index = None

@@ -2,11 +2,10 @@
 :class:`EmbeddingService` (model, batcher, limits, index); started by tools/serve.py."""
 from .app import create_app
 from .batcher import Batcher
-from .encoder import Encoder, load_model
+from .encoder import Encoder
 from .errors import InputError
 from .limits import Limits
 from .server import ServerThread
 from .service import EmbeddingService
 
-__all__ = ['create_app', 'Batcher', 'Encoder', 'load_model', 'InputError', 'Limits', 'ServerThread',
-           'EmbeddingService']
+__all__ = ['create_app', 'Batcher', 'Encoder', 'InputError', 'Limits', 'ServerThread', 'EmbeddingService']

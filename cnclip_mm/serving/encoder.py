@@ -9,13 +9,6 @@ from cnclip_mm.apis.inference import preprocess_images
 from cnclip_mm.apis.inferencers.base import build_backend
 
 
-def load_model(model: str, config: Optional[str] = None, device: str = 'cpu',
-               vocab_file: Optional[str] = None) -> nn.Module:
-    """A model name or a checkpoint, as every tool reads one (:func:`cnclip_mm.apis.load_model`)."""
-    from cnclip_mm.apis import load_model as load
-    return load(model, config, device=device, vocab_file=vocab_file)
-
-
 class Encoder:
     """Features of tokenised texts and preprocessed images, one call per batch.
 
