@@ -165,7 +165,7 @@ def main(argv: Optional[List[str]] = None) -> str:
     from mmengine.registry import init_default_scope
 
     from cnclip_mm.evaluation.calibration import Calibration, model_identity
-    from cnclip_mm.models.zoo import load_model, resolve_weights
+    from cnclip_mm.models.zoo import is_model_name, load_model, resolve_weights
     init_default_scope('cnclip_mm')
     args.device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     cfg = None
@@ -176,7 +176,10 @@ def main(argv: Optional[List[str]] = None) -> str:
         from cnclip_mm.utils import share_tokenizer
         share_tokenizer(cfg)  # the pipelines' TokenizeText get the config's tokenizer, as in training
     weights = resolve_weights(args.checkpoint)
-    model = load_model(args.checkpoint, cfg, device=args.device, context_length=args.context_length)
+    # a bare name stays a name (its config and vocab); anything else loads the file just resolved (hashed once)
+    by_name = cfg is None and is_model_name(args.checkpoint)
+    model = load_model(args.checkpoint if by_name else weights, cfg, device=args.device,
+                       context_length=args.context_length)
 
     if args.pairs:
         images, texts, labels = read_pairs(args.pairs)
