@@ -8,9 +8,10 @@ the optimizer wrapper the runner builds: ``AutocastOptimWrapper`` for bf16, as `
 gives on CPU; HF with torch's defaults and plain ``torch.autocast``).
 
 Each implementation runs in a process of its own, as it would for a user: process-wide state (the
-allocator's heap, what one model freed and the other reuses) stays apart. Three processes: ours as
-the runner trains on a CPU (inside ``cnclip_mm.cpu.cpu_speed``), ours with ``cpu_speed=False`` (the
-plain model code, PyTorch's kernels only, like HF) and HF. Steps alternate between the processes,
+allocator's heap, what one model freed and the other reuses) stays apart. Four processes: ours as
+the runner trains on a CPU (inside ``cnclip_mm.cpu.cpu_speed``), the same with ``CNCLIP_KEEP_FREED=0``
+(freed memory handed back to the kernel, as glibc does by default: :mod:`cnclip_mm.cpu.heap`), ours with
+``cpu_speed=False`` (the plain model code, PyTorch's kernels only, like HF) and HF. Steps alternate between the processes,
 one running at a time, the order rotating every repetition; min and median, ratios of the minimums. Peak memory: each process's resident-set high-water mark over
 all its steps (warm-up included, so optimizer state and gradients count, the same for both models)
 above its size before the first step.
@@ -25,6 +26,7 @@ import argparse
 import contextlib
 import math
 import multiprocessing as mp
+import os
 import os.path as osp
 import re
 import statistics
@@ -142,16 +144,20 @@ def _setup(impl: str, dtype: str, ckpt: bool, batch: int):
     return model, step
 
 
-IMPLS = ('ours', 'ours-off', 'hf')  # ours as the runner trains on CPU; ours with cpu_speed=False; HF
+# ours as the runner trains on CPU; the same handing freed memory back (CNCLIP_KEEP_FREED=0, cnclip_mm.cpu.heap);
+# ours with cpu_speed=False; HF
+IMPLS = ('ours', 'ours-release', 'ours-off', 'hf')
 
 
 def _worker(impl: str, dtype: str, ckpt: bool, batch: int, threads: int, conn) -> None:
     """One implementation in its own process: a step per ``'step'`` received (its ms sent back), then the
     peak memory rise on ``'stop'``."""
     from cnclip_mm.cpu import cpu_speed
+    if impl == 'ours-release':
+        os.environ['CNCLIP_KEEP_FREED'] = '0'
     torch.set_num_threads(threads)
     _, step = _setup('hf' if impl == 'hf' else 'ours', dtype, ckpt, batch)
-    with cpu_speed(impl == 'ours', threads=threads):
+    with cpu_speed(impl in ('ours', 'ours-release'), threads=threads):
         _reset_hwm()
         base = _hwm_kib()
         step()  # warm-up: allocator, optimizer state
@@ -211,10 +217,11 @@ def run(reps: int, batch: int, threads: int, dtypes=('fp32', 'bf16'), ckpts=(Fal
 
 
 def _print_row(row: Dict) -> None:
-    o, p, h, peak = row['ours'], row['ours-off'], row['hf'], row['peak']
-    print(f"| {row['dtype']} | {'on' if row['ckpt'] else 'off'} | {o[0]:.0f} / {o[1]:.0f} | {p[0]:.0f} / {p[1]:.0f} | "
-          f"{h[0]:.0f} / {h[1]:.0f} | {o[0] / h[0]:.2f} | {p[0] / h[0]:.2f} | {peak['ours']:.0f} | "
-          f"{peak['ours-off']:.0f} | {peak['hf']:.0f} |", flush=True)
+    o, r, p, h, peak = row['ours'], row['ours-release'], row['ours-off'], row['hf'], row['peak']
+    print(f"| {row['dtype']} | {'on' if row['ckpt'] else 'off'} | {o[0]:.0f} / {o[1]:.0f} | {r[0]:.0f} / {r[1]:.0f} | "
+          f"{p[0]:.0f} / {p[1]:.0f} | {h[0]:.0f} / {h[1]:.0f} | {o[0] / h[0]:.2f} | {r[0] / h[0]:.2f} | "
+          f"{p[0] / h[0]:.2f} | {peak['ours']:.0f} | {peak['ours-release']:.0f} | {peak['ours-off']:.0f} | "
+          f"{peak['hf']:.0f} |", flush=True)
 
 
 def main(argv: Optional[List[str]] = None) -> List[Dict]:
@@ -230,11 +237,12 @@ def main(argv: Optional[List[str]] = None) -> List[Dict]:
           f'|loss(ours) - loss(HF)| with shared weights, fp32 eval: {diff:.2e}')
     if not math.isfinite(diff) or diff > 1e-4:
         raise SystemExit('the two implementations disagree: the timing comparison would be meaningless')
-    print(f'{args.reps} steps each, a process per implementation, steps alternating; ours-off: ours with '
-          'cpu_speed=False; peak: resident-memory rise over all steps, optimizer state included')
-    print('| dtype | grad ckpt | ours ms min / median | ours-off ms | HF ms | ours/HF (min) | ours-off/HF | '
-          'ours peak MiB | ours-off peak MiB | HF peak MiB |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
+    print(f'{args.reps} steps each, a process per implementation, steps alternating; ours-release: ours handing '
+          'freed memory back (CNCLIP_KEEP_FREED=0); ours-off: ours with cpu_speed=False; peak: resident-memory '
+          'rise over all steps, optimizer state included')
+    print('| dtype | grad ckpt | ours ms min / median | ours-release ms | ours-off ms | HF ms | ours/HF (min) | '
+          'ours-release/HF | ours-off/HF | ours peak MiB | ours-release peak MiB | ours-off peak MiB | HF peak MiB |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
     return run(args.reps, args.batch, args.threads, args.dtypes.split(','),
                (False, True) if args.grad_ckpt else (False,))
 

@@ -4,7 +4,8 @@
 ``cpu_speed`` argument): on a CPU it reroutes, from outside the model (:mod:`.mode`), the Linear
 layers' large float32 products to oneDNN (:mod:`.onednn`) and training dropout, attention's too
 (:mod:`.attention`), to a fast sampler whose masks are the same on every CPU vendor (:mod:`.dropout`),
-and sets the thread count (:mod:`.threads`);
+sets the thread count (:mod:`.threads`), keeps freed memory for the next step (:mod:`.heap`) and keeps
+the garbage collector off long-lived objects (:mod:`.gc_freeze`);
 everything is put back when its block ends. :class:`Bf16GemmAsFp32` (:mod:`.bf16`) runs bf16 matrix products on
 CPUs without bf16 matrix instructions. This package imports torch, numpy and the standard library
 only (and mmengine's logging), never the models or the APIs.

@@ -5,7 +5,8 @@ from typing import Iterator, Optional, Union
 
 import torch
 
-from . import mode, onednn
+from . import heap, mode, onednn
+from .gc_freeze import frozen_gc
 from .threads import choose_threads
 
 CHOICES = ('auto', True, False)
@@ -44,11 +45,13 @@ def cpu_speed(enabled: Union[str, bool] = 'auto', device: Union[str, torch.devic
 
     Inside (when on): :class:`cnclip_mm.cpu.mode.CpuFastPaths` draws training dropout masks with
     :mod:`cnclip_mm.cpu.dropout` (fast, and the same on every CPU vendor for one seed; attention with
-    dropout is written out to use them, :mod:`cnclip_mm.cpu.attention`) and sends large float32 Linear products
-    through oneDNN where :func:`cnclip_mm.cpu.onednn.resolve` chooses it; the torch intra-op thread
-    count follows :func:`cnclip_mm.cpu.threads.choose_threads`. On exit the thread count is restored
-    and the mode popped. A block inside another one that is on changes nothing
-    (the outer one decides).
+    dropout is written out to use them, :mod:`cnclip_mm.cpu.attention`) and sends large float32 Linear
+    products through oneDNN where :func:`cnclip_mm.cpu.onednn.resolve` chooses it; the torch intra-op
+    thread count follows :func:`cnclip_mm.cpu.threads.choose_threads`; memory that a step frees stays
+    in the process for the next (:mod:`cnclip_mm.cpu.heap`); the objects alive on entry are exempt from
+    garbage collection (:mod:`cnclip_mm.cpu.gc_freeze`). On exit the thread count is restored, the mode
+    popped, the kept memory handed back and the collector given every object again. A block inside
+    another one that is on changes nothing (the outer one decides).
 
     Args:
         enabled: ``'auto'`` (on when ``device`` is a CPU), True or False.
@@ -77,6 +80,9 @@ def cpu_speed(enabled: Union[str, bool] = 'auto', device: Union[str, torch.devic
                                'by SFC64')
             paths = [p for p in mode.PATHS if use or p != 'onednn']
             restore.enter_context(mode.CpuFastPaths(paths))
+            for note in (restore.enter_context(heap.kept_freed_memory()), restore.enter_context(frozen_gc())):
+                if note:
+                    state.notes.append(note)
         if logger is not None:
             from mmengine.logging import print_log
             print_log(state.describe(), logger=logger)

@@ -1,16 +1,18 @@
 """cpu_speed: on for CPUs only by default, every global setting put back, nothing left in data workers,
 results that do not depend on the CPU vendor beyond float rounding."""
+import gc
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from cnclip_mm.cpu import choose_threads, cpu_speed, dropout, mode, onednn
+from cnclip_mm.cpu import choose_threads, cpu_speed, dropout, heap, mode, onednn
 
 
 def _global_state():
-    return torch.get_num_threads(), torch._C._len_torch_function_stack()
+    return torch.get_num_threads(), torch._C._len_torch_function_stack(), heap.active(), gc.get_freeze_count()
 
 
 @pytest.mark.parametrize('enabled, device, on', [
@@ -22,6 +24,8 @@ def test_auto_follows_the_device_and_everything_is_restored(enabled, device, on)
     with cpu_speed(enabled, device) as state:
         assert state.on is on and mode.active() is on  # this machine takes oneDNN (an AMD CPU)
         assert torch.get_num_threads() == (choose_threads().threads if on else 1)
+        assert (gc.get_freeze_count() > 0) is on
+        assert heap.active() is (on and heap.glibc_malloc() is not None)
     assert _global_state() == before and not mode.active()
 
 
@@ -58,16 +62,16 @@ class _Probe(Dataset):
 
     def __getitem__(self, index):
         return dict(active=mode.active(), stack=torch._C._len_torch_function_stack(),
-                    threads=torch.get_num_threads())
+                    threads=torch.get_num_threads(), heap=heap.active())
 
 
-def test_forked_worker_has_no_mode_and_one_thread():
+def test_forked_worker_has_no_mode_no_kept_memory_and_one_thread():
     loader = DataLoader(_Probe(), batch_size=1, num_workers=1, multiprocessing_context='fork',
                         collate_fn=lambda items: items[0])
     with cpu_speed(True, threads=2):
         assert mode.active()
         seen = list(loader)
-    assert seen == [dict(active=False, stack=0, threads=1)] * 2
+    assert seen == [dict(active=False, stack=0, threads=1, heap=False)] * 2
 
 
 def _train_forward():

@@ -6,19 +6,20 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
-from cnclip_mm.cpu import mode
+from cnclip_mm.cpu import heap, mode
 from cnclip_mm.engine import CLIPRunner
 from tests.test_engine.conftest import tiny_runner_cfg, train_logging
 
 
 class SpeedProbe(Hook):
-    """Whether the fast paths are on, and the thread count, inside each loop."""
+    """Whether the fast paths are on, the thread count, whether freed memory is kept and old objects are
+    frozen, inside each loop."""
 
     def __init__(self):
         self.seen = {'train': set(), 'val': set(), 'test': set()}
 
     def _record(self, phase):
-        self.seen[phase].add((mode.active(), torch.get_num_threads()))
+        self.seen[phase].add((mode.active(), torch.get_num_threads(), heap.active(), gc.get_freeze_count() > 0))
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         self._record('train')
@@ -31,7 +32,7 @@ class SpeedProbe(Hook):
 
 
 def _state():
-    return torch.get_num_threads(), gc.get_freeze_count(), torch._C._len_torch_function_stack()
+    return torch.get_num_threads(), gc.get_freeze_count(), torch._C._len_torch_function_stack(), heap.active()
 
 
 @pytest.mark.parametrize('choice', ['auto', False])
@@ -51,7 +52,8 @@ def test_train_val_test_run_inside_cpu_speed_and_restore_everything(tmp_path, ti
     runner.test()
     assert _state() == before
     on = choice == 'auto'  # the tiny model is on the CPU
-    assert probe.seen == {phase: {(on, 1)} for phase in ('train', 'val', 'test')}  # env_cfg.num_threads=1
+    kept = on and heap.glibc_malloc() is not None
+    assert probe.seen == {phase: {(on, 1, kept, on)} for phase in ('train', 'val', 'test')}  # env_cfg.num_threads=1
     line = next(m for m in messages if m.startswith('cpu_speed'))
     assert line.startswith('cpu_speed on (auto: the model is on cpu)' if on else 'cpu_speed off (cpu_speed=False)')
     assert 'torch intra-op threads: 1 (requested)' in line
