@@ -118,3 +118,17 @@ def test_vit_quantize_dynamic_converts_every_linear():
         out = quantized(x)
     assert out.shape == ref.shape and not torch.equal(out, ref)  # int8 products really ran
     assert torch.nn.functional.cosine_similarity(out, ref).min() > 0.99
+
+
+def test_quick_gelu_is_x_sigmoid_1702x_forward_backward_and_under_vmap():
+    from cnclip_mm.models.backbones.vit import QuickGELU
+    x = torch.randn(3, 5, 7, dtype=torch.float64, requires_grad=True)
+    ref = x.detach().clone().requires_grad_()
+    out, expected = QuickGELU()(x), ref * torch.sigmoid(1.702 * ref)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    expected.backward(grad)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(x.grad, ref.grad)
+    assert torch.autograd.gradcheck(QuickGELU(), (x.detach().requires_grad_(),))
+    torch.testing.assert_close(torch.func.vmap(QuickGELU())(x.detach()), expected.detach())
