@@ -1,7 +1,7 @@
 """The demo: tiny Chinese CLIP, stage 1 (image tower locked) then stage 2 (all unlocked) on the
 synthetic demo set, retrieval on its held-out test split after each stage.
 
-    python tools/run_demo.py            # about 55 s on a 2-core AMD EPYC; data/demo is made on first use
+    python tools/run_demo.py            # about 60 s on a 2-core AMD EPYC; data/demo is made on first use
 
 Prints a line per stage and the table; the full log (config, hooks, every iteration) is in each stage's
 work dir (``<work-dir>/<stage>/<timestamp>/<timestamp>.log``), and warnings still reach the console.
