@@ -132,3 +132,11 @@ def test_quick_gelu_is_x_sigmoid_1702x_forward_backward_and_under_vmap():
     torch.testing.assert_close(x.grad, ref.grad)
     assert torch.autograd.gradcheck(QuickGELU(), (x.detach().requires_grad_(),))
     torch.testing.assert_close(torch.func.vmap(QuickGELU())(x.detach()), expected.detach())
+
+
+def test_traced_tower_saves_and_loads_as_a_torchscript_archive(tmp_path):
+    tower = tiny_vit().eval()
+    x = images(32)
+    traced = torch.jit.trace(tower, (x,))
+    torch.jit.save(traced, str(tmp_path / 'vit.pt'))
+    torch.testing.assert_close(torch.jit.load(str(tmp_path / 'vit.pt'))(x), tower(x))

@@ -16,17 +16,21 @@ from ..checkpointing import checkpointed
 from .utils import LockableTower, resize_pos_embed, resolve_arch
 
 
+def _quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    return F.silu(x * 1.702) / 1.702
+
+
 class _QuickGELUFunction(torch.autograd.Function):
     """``silu(1.702 x) / 1.702`` with the scales folded out of the backward, which is SiLU's own:
     ``d/dx = silu'(1.702 x)``, one ``silu_backward`` after rescaling the saved input. Autograd over the
     three forward ops would add a division and a product, each a pass over the MLP's widest tensor and
-    a fresh buffer. One output: the TorchScript ONNX exporter inlines a Function by its outputs."""
+    a fresh buffer."""
 
     generate_vmap_rule = True
 
     @staticmethod
     def forward(x: torch.Tensor) -> torch.Tensor:
-        return F.silu(x * 1.702) / 1.702
+        return _quick_gelu(x)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -41,9 +45,12 @@ class _QuickGELUFunction(torch.autograd.Function):
 class QuickGELU(nn.Module):
     """``x * sigmoid(1.702 x)``, the GELU approximation OpenAI CLIP was trained with, computed as
     ``silu(1.702 x) / 1.702``: the same function (float rounding), with SiLU's fused kernel each way
-    instead of a sigmoid and two products (:class:`_QuickGELUFunction`)."""
+    instead of a sigmoid and two products (:class:`_QuickGELUFunction`; the same three ops under
+    ``torch.jit.trace``, whose archives cannot hold a Python Function)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_tracing():
+            return _quick_gelu(x)
         return _QuickGELUFunction.apply(x)
 
 
