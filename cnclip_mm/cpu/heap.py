@@ -14,6 +14,7 @@ thresholds reach (32 MiB mmap, 64 MiB trim); glibc has no call that resumes adap
 ``CNCLIP_KEEP_FREED=0`` turns it off (A/B runs).
 """
 import ctypes
+import functools
 import os
 from contextlib import contextmanager
 from typing import Iterator, Optional
@@ -27,9 +28,11 @@ _NAMES = {M_TRIM_THRESHOLD: 'M_TRIM_THRESHOLD', M_MMAP_THRESHOLD: 'M_MMAP_THRESH
 _kept = False
 
 
+@functools.cache
 def glibc_malloc() -> Optional[ctypes.CDLL]:
     """glibc, when the process's ``malloc`` is glibc's own; None otherwise (another C library, or an
-    allocator preloaded in front of it, whose memory mallopt does not govern)."""
+    allocator preloaded in front of it, whose memory mallopt does not govern). Looked up once per
+    process: never again on a block's entry, nor in a forked child (no loader call after a fork)."""
     try:
         libc = ctypes.CDLL('libc.so.6')
         libc.gnu_get_libc_version  # noqa: B018  (only glibc has it)

@@ -35,8 +35,9 @@ def _report(conn, enter_first: bool) -> None:
 
 
 def _forked(enter_first: bool = False):
-    parent, child = mp.get_context('fork').Pipe()
-    proc = mp.get_context('fork').Process(target=_report, args=(child, enter_first))
+    fork = mp.get_context('fork')
+    parent, child = fork.Pipe()
+    proc = fork.Process(target=_report, args=(child, enter_first))
     proc.start()
     result = parent.recv()
     proc.join()
