@@ -9,10 +9,10 @@ import webdataset as wds
 
 from .bad_samples import BadSampleError
 from .progress import progress
-from .transforms.loading import decode_base64
+from .transforms.loading import JPEG_SIGNATURE, decode_base64
 from .webdataset_shards import MANIFEST
 
-_MAGIC = ((b'\xff\xd8\xff', 'jpg'), (b'\x89PNG\r\n\x1a\n', 'png'), (b'GIF8', 'gif'))
+_MAGIC = ((JPEG_SIGNATURE, 'jpg'), (b'\x89PNG\r\n\x1a\n', 'png'), (b'GIF8', 'gif'))
 
 
 def image_extension(data: bytes) -> Optional[str]:

@@ -30,11 +30,10 @@ from .draft_decode import (
     resolve_decoder,
 )
 from .image_modes import rgb_array, to_8bit
-from .loading import LoadImage
+from .loading import JPEG_SIGNATURE, LoadImage
 from .processing import _INTERPOLATION, RandomResizedCrop, _pair
 
 _ENCODED = ('img_b64', 'img_bytes', 'img_path')
-JPEG_SIGNATURE = b'\xff\xd8\xff'  # every JPEG starts with SOI and a marker
 
 
 def _encoded(results: dict) -> bool:

@@ -12,6 +12,7 @@ from cnclip_mm.registry import TRANSFORMS
 from ..bad_samples import BadSampleError
 from .image_modes import rgb_array, to_8bit
 
+JPEG_SIGNATURE = b'\xff\xd8\xff'  # every JPEG starts with SOI and a marker
 _SOURCES = ('img', 'img_b64', 'img_bytes', 'img_path')
 _URLSAFE = bytes.maketrans(b'-_', b'+/')
 
