@@ -1,5 +1,6 @@
 """Every endpoint's results equal the inferencers' on the same tiny model."""
 import base64
+import copy
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import torch
 from serving_fixtures import decode_b64_image, image_b64
 
 from cnclip_mm.apis import FeatureExtractor, ZeroShotClassificationInferencer
+from cnclip_mm.serving import Encoder
 
 TEXTS = ['海边的日落', '一只猫在沙发上睡觉', '城市夜景']
 CLASSES = ['猫', '狗', '汽车', '风景']
@@ -45,6 +47,18 @@ def test_image_embeddings_match_the_feature_extractor(client, tiny_model):
     got = torch.tensor([d['embedding'] for d in body['data']])
     assert torch.allclose(got, expected, atol=1e-5)
     assert body['usage']['total_tokens'] == 0
+
+
+def test_encoder_sends_a_batch_to_the_device_in_one_copy(device, tiny_model):
+    """Request threads resize on the host (uint8, CPU); the worker normalises the stacked batch on the
+    model's device. Together they are the inferencers' preprocessing, on every device."""
+    model = copy.deepcopy(tiny_model).to(device)
+    images = [decode_b64_image(image_b64(48, 40, seed=1)), decode_b64_image(image_b64(64, 64, seed=2, fmt='JPEG'))]
+    encoder, size = Encoder(model), model.image_encoder.img_size
+    inputs = [encoder.preprocess(image) for image in images]
+    assert all(x.dtype == torch.uint8 and x.device.type == 'cpu' and x.shape == (3, size, size) for x in inputs)
+    expected = torch.stack([r['image_feat'] for r in FeatureExtractor(model)(images)])
+    assert torch.allclose(encoder.compute('image', inputs).float().cpu(), expected.cpu(), atol=1e-5)
 
 
 def test_classify_matches_the_zero_shot_inferencer(client, tiny_model):
