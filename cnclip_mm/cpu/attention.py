@@ -1,14 +1,23 @@
-"""Scaled dot-product attention with dropout on the probabilities, written out (two matmuls and a softmax).
+"""Scaled dot-product attention written out (two matmuls and a softmax), for two cases.
 
 With dropout (the text tower in training) torch's CPU SDPA writes the math out itself and draws its
 mask with torch's sampler, whose masks depend on the CPU's vendor; here the probabilities go through
 :func:`cnclip_mm.cpu.dropout.dropout` instead, so the dropout path's masks cover attention too.
+
+Without dropout, over at most :data:`SHORT_KEYS` keys: torch's CPU flash kernel pays for its blocking
+and its threads more than for the math there (the demo's 17-token ViT at 2 threads: 3.1 ms forward and
+backward against 1.2 written out, benchmarks/cpu_speed.py measures the path). Written out, the
+probabilities ``[N, heads, L, L]`` stay for backward, which at that length is about one activation.
 """
 from typing import Optional
 
 import torch
 
 from .dropout import dropout
+
+# Up to this many keys the written-out form was faster at 2 threads (52 keys 1.5x, 100 keys 1.6x);
+# at ViT-B/16's 197 the two were even, and its saved probabilities grow with the square.
+SHORT_KEYS = 100
 
 
 def written_out(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,

@@ -2,8 +2,10 @@
 
 The towers call plain modules (``nn.Linear``, ``nn.Dropout``, ``F.scaled_dot_product_attention``); while
 :class:`CpuFastPaths` is on the mode stack, those calls on plain CPU tensors go to :mod:`.onednn` (large
-float32 products, outside autocast) and :mod:`.dropout` (training masks, also those of attention's
-probabilities, through :mod:`.attention`). Every other call runs as PyTorch's own. Hooks, wrappers and
+float32 products, outside autocast), :mod:`.dropout` (training masks, also those of attention's
+probabilities, through :mod:`.attention`) and :mod:`.attention` (short attention written out, where
+torch's CPU flash kernel spends more on its blocking and threads than on the math). Every other call
+runs as PyTorch's own. Hooks, wrappers and
 state-dict keys are untouched: no module is swapped. The mode passes everything through under
 ``torch.compile`` / ``torch.export`` (ONNX), ``torch.jit.trace`` and functorch transforms, and for tensors
 that are not plain CPU tensors (CUDA, meta, fake, DTensor and other subclasses), so compiled, exported and
@@ -21,7 +23,7 @@ from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
 
 from . import attention, dropout, onednn
 
-PATHS = ('onednn', 'dropout')
+PATHS = ('onednn', 'dropout', 'short_attention')
 T = TypeVar('T')
 _PLAIN = (torch.Tensor, nn.Parameter)
 
@@ -41,7 +43,8 @@ class CpuFastPaths(TorchFunctionMode):
 
     Args:
         paths: which of :data:`PATHS` to take (``'onednn'``: large fp32 Linear products; ``'dropout'``:
-            training dropout's masks, of ``F.dropout`` and of SDPA's ``dropout_p``).
+            training dropout's masks, of ``F.dropout`` and of SDPA's ``dropout_p``; ``'short_attention'``:
+            fp32 SDPA without dropout over at most :data:`.attention.SHORT_KEYS` keys, written out).
     """
 
     def __init__(self, paths: Iterable[str] = PATHS) -> None:
@@ -50,9 +53,13 @@ class CpuFastPaths(TorchFunctionMode):
         unknown = self.paths - set(PATHS)
         if unknown:
             raise ValueError(f'unknown CPU fast path(s) {sorted(unknown)}: expected some of {PATHS}')
-        routes = {'onednn': {F.linear: self._linear},
-                  'dropout': {F.dropout: self._dropout, F.scaled_dot_product_attention: self._attention}}
-        self._routes = {func: route for p in self.paths for func, route in routes[p].items()}
+        self._routes = {}
+        if 'onednn' in self.paths:
+            self._routes[F.linear] = self._linear
+        if 'dropout' in self.paths:
+            self._routes[F.dropout] = self._dropout
+        if self.paths & {'dropout', 'short_attention'}:
+            self._routes[F.scaled_dot_product_attention] = self._attention
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -78,11 +85,12 @@ class CpuFastPaths(TorchFunctionMode):
             return NotImplemented
         return dropout.dropout(input, p)
 
-    @staticmethod
-    def _attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+    def _attention(self, query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                    enable_gqa=False):
-        if (dropout_p <= 0 or is_causal or enable_gqa or not _plain_cpu(query, key, value, attn_mask)
-                or torch.is_autocast_enabled('cpu') or query.dtype != torch.float32):
+        path = 'dropout' if dropout_p > 0 else 'short_attention'
+        if (path not in self.paths or is_causal or enable_gqa or not _plain_cpu(query, key, value, attn_mask)
+                or torch.is_autocast_enabled('cpu') or query.dtype != torch.float32
+                or (path == 'short_attention' and key.shape[-2] > attention.SHORT_KEYS)):
             return NotImplemented
         return attention.written_out(query, key, value, attn_mask, dropout_p, scale)
 

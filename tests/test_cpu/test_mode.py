@@ -54,7 +54,7 @@ def test_routes_each_call_and_matches_the_plain_path(counted):
         out = block(x, mask)
         grads = torch.autograd.grad(out, (x, *block.parameters()), grad)
         F.linear(input=x, weight=block.qkv.weight)  # keywords too
-    assert counted == {'onednn': 2, 'dropout': 0, 'attention': 0}  # eval: no dropout, SDPA stays torch's
+    assert counted == {'onednn': 2, 'dropout': 0, 'attention': 1}  # eval: 9 keys, written out (short)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     for got, want in zip(grads, ref_grads):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
@@ -84,12 +84,33 @@ def test_attention_with_dropout_equals_its_math(counted):
     torch.testing.assert_close(out, (probs * keep / 0.6) @ v, atol=1e-6, rtol=1e-5)
 
 
-def test_attention_without_dropout_stays_with_sdpa(counted):
-    q = torch.randn(1, 2, 9, 8)
-    with CpuFastPaths():
-        F.scaled_dot_product_attention(q, q, q)
-        F.scaled_dot_product_attention(q, q, q, dropout_p=0.3, is_causal=True)
-    assert counted['attention'] == 0
+def test_short_attention_without_dropout_is_written_out_and_equals_sdpa(counted):
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, attention.SHORT_KEYS, 8, requires_grad=True) for _ in range(3))
+    mask = torch.ones(2, 1, 1, attention.SHORT_KEYS, dtype=torch.bool)
+    mask[1, ..., 60:] = False
+    grad = torch.randn(2, 3, attention.SHORT_KEYS, 8)
+    for attn_mask in (None, mask):
+        ref = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=0.3)
+        ref_grads = torch.autograd.grad(ref, (q, k, v), grad)
+        with CpuFastPaths(['short_attention']):
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=0.3)
+            grads = torch.autograd.grad(out, (q, k, v), grad)
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+        for got, want in zip(grads, ref_grads):
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert counted['attention'] == 2
+
+
+def test_long_causal_or_dropout_attention_stays_with_sdpa_on_the_short_path(counted):
+    q = torch.randn(1, 2, attention.SHORT_KEYS + 1, 8)
+    short = torch.randn(1, 2, 9, 8)
+    with CpuFastPaths(['short_attention']):
+        F.scaled_dot_product_attention(q, q, q)  # over SHORT_KEYS keys: the flash kernel pays there
+        F.scaled_dot_product_attention(short, short, short, is_causal=True)
+        F.scaled_dot_product_attention(short, short, short, dropout_p=0.3)  # the dropout path's, not on
+        F.dropout(torch.ones(4, 4), 0.5)
+    assert counted == {'onednn': 0, 'dropout': 0, 'attention': 0}
 
 
 def test_passes_through_under_autocast_tracing_compile_meta_and_subclasses(counted):
@@ -125,10 +146,12 @@ def test_only_the_chosen_paths(counted):
         lin(torch.randn(4, 8))
         F.dropout(torch.ones(4, 4), 0.5)
         F.scaled_dot_product_attention(q, q, q, dropout_p=0.5)
+        F.scaled_dot_product_attention(q, q, q)  # short, but the short path is off
     assert counted == {'onednn': 0, 'dropout': 1, 'attention': 1}
     with CpuFastPaths(['onednn']):
         F.dropout(torch.ones(4, 4), 0.5)
         F.scaled_dot_product_attention(q, q, q, dropout_p=0.5)  # the dropout path off: torch's masks
+        F.scaled_dot_product_attention(q, q, q)
     assert counted == {'onednn': 0, 'dropout': 1, 'attention': 1}
     with pytest.raises(ValueError, match="unknown CPU fast path.*'gemm'"):
         CpuFastPaths(['gemm'])
