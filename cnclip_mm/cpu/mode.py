@@ -5,12 +5,11 @@ The towers call plain modules (``nn.Linear``, ``nn.Dropout``, ``F.scaled_dot_pro
 float32 products, outside autocast), :mod:`.dropout` (training masks, also those of attention's
 probabilities, through :mod:`.attention`) and :mod:`.attention` (short attention written out, where
 torch's CPU flash kernel spends more on its blocking and threads than on the math). Every other call
-runs as PyTorch's own. Hooks, wrappers and
-state-dict keys are untouched: no module is swapped. The mode passes everything through under
-``torch.compile`` / ``torch.export`` (ONNX), ``torch.jit.trace`` and functorch transforms, and for tensors
-that are not plain CPU tensors (CUDA, meta, fake, DTensor and other subclasses), so compiled, exported and
-accelerator runs see PyTorch's ops only. A process forked while the mode is on (a DataLoader worker)
-leaves it (:func:`_leave_in_child`).
+runs as PyTorch's own. Hooks, wrappers and state-dict keys are untouched: no module is swapped. The mode
+passes everything through under ``torch.compile`` / ``torch.export`` (ONNX), ``torch.jit.trace`` and
+functorch transforms, and for tensors that are not plain CPU tensors (CUDA, meta, fake, DTensor and other
+subclasses), so compiled, exported and accelerator runs see PyTorch's ops only. A process forked while
+the mode is on (a DataLoader worker) leaves it (:func:`_leave_in_child`).
 """
 import contextlib
 import os
